@@ -1,0 +1,185 @@
+"""The job envelope: what is stored in Redis for each job, and the ``Job`` object.
+
+The envelope is a JSON object (never pickle)::
+
+    {"id": "...", "task": "app.tasks.send", "queue": "default",
+     "args": [...], "kwargs": {...}, "enqueued_at": 1764790000.123,
+     "max_attempts": 5, "visibility_timeout": 30, "time_limit": 1800}
+
+``kwargs`` is left out when empty and the three limits when they equal the
+queue's defaults (the scripts fall back to the queue's values), which keeps a
+small job small in Redis. The envelope never changes after enqueue; the attempt
+count, lease, error history and dead-letter reason live beside it (see keys.py).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+
+from .exceptions import InvalidEnvelope, SerializationError
+
+#: States a stored job can be in.
+STATES = ("pending", "inflight", "scheduled", "dead")
+
+_JSON_DECODER = json.JSONDecoder()
+
+
+def new_job_id() -> str:
+    """A fresh job id: 96 random bits, URL-safe, 16 characters."""
+    return secrets.token_urlsafe(12)
+
+
+def is_valid_id(value: str) -> bool:
+    return 0 < len(value) <= 64 and all(c.isascii() and (c.isalnum() or c in "_-.") for c in value)
+
+
+def from_ms(value: float | int | None) -> datetime | None:
+    """A UTC datetime from epoch milliseconds (the server's clock)."""
+    if value is None:
+        return None
+    return datetime.fromtimestamp(float(value) / 1000.0, tz=timezone.utc)
+
+
+@dataclass
+class Job:
+    """One job, as enqueued or as read back from Redis.
+
+    ``args`` and ``kwargs`` are what the task receives: values that JSON has no
+    type for (dates, decimals, UUIDs) arrive as the strings Django's encoder made.
+    """
+
+    id: str
+    task: str
+    queue: str
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    enqueued_at: datetime | None = None
+    max_attempts: int | None = None
+    visibility_timeout: float | None = None
+    time_limit: float | None = None
+    #: Deliveries charged so far (incremented at each pickup).
+    attempts: int = 0
+    #: "pending", "inflight", "scheduled", "dead", or None when not read from Redis.
+    state: str | None = None
+    #: One dict per failed attempt: attempt, at, type, message, traceback.
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    dead_reason: str | None = None
+    dead_at: datetime | None = None
+    scheduled_for: datetime | None = None
+    lease_deadline: datetime | None = None
+    started_at: datetime | None = None
+    worker: str | None = None
+    #: The stored envelope text when it could not be decoded (malformed entries).
+    raw: str | None = None
+    #: Set on the Job returned by enqueue when it waits for a transaction commit.
+    deferred: bool = False
+
+    def __repr__(self) -> str:
+        return f"<Job {self.id} {self.task} queue={self.queue} state={self.state} attempts={self.attempts}>"
+
+    def to_envelope(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": self.id, "task": self.task, "queue": self.queue, "args": self.args}
+        if self.kwargs:
+            data["kwargs"] = self.kwargs
+        data["enqueued_at"] = round(self.enqueued_at.timestamp(), 3) if self.enqueued_at else None
+        for name in ("max_attempts", "visibility_timeout", "time_limit"):
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = value
+        return data
+
+
+def encode(job: Job, max_bytes: int) -> str:
+    """The envelope text of ``job``; raises :class:`SerializationError` if it can't be."""
+    try:
+        text = json.dumps(job.to_envelope(), cls=DjangoJSONEncoder, separators=(",", ":"),
+                          ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise SerializationError(
+            f"Cannot enqueue {job.task}: its arguments are not JSON serialisable ({exc}). "
+            "Pass plain data (str, int, float, bool, None, lists, dicts with str keys; dates, "
+            "decimals and UUIDs become strings), e.g. a model's pk instead of the instance."
+        ) from None
+    size = len(text.encode("utf-8"))
+    if size > max_bytes:
+        raise SerializationError(
+            f"Cannot enqueue {job.task}: the encoded job is {size} bytes, over the limit of {max_bytes} "
+            'bytes (RELIABLE_QUEUE["MAX_PAYLOAD_BYTES"]). Store large data elsewhere (a model, a file) '
+            "and pass a reference."
+        )
+    return text
+
+
+def _number(data: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
+        raise InvalidEnvelope(f"field {name!r} must be a positive number, got {value!r}")
+    return value
+
+
+def decode(raw: bytes | str, job_id: str | None = None) -> Job:
+    """A :class:`Job` from stored envelope text; raises :class:`InvalidEnvelope` saying why not."""
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidEnvelope(f"envelope is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    try:
+        data = _JSON_DECODER.decode(raw)
+    except RecursionError:
+        raise InvalidEnvelope("envelope is nested too deeply to decode") from None
+    except ValueError as exc:
+        raise InvalidEnvelope(f"envelope is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise InvalidEnvelope(f"envelope is JSON {type(data).__name__}, not an object")
+    stored_id = data.get("id")
+    if not isinstance(stored_id, str) or not is_valid_id(stored_id):
+        raise InvalidEnvelope(f"field 'id' is missing or not a valid job id: {stored_id!r:.80}")
+    if job_id is not None and stored_id != job_id:
+        raise InvalidEnvelope(f"envelope id {stored_id!r} does not match the id it is stored under {job_id!r}")
+    task = data.get("task")
+    if not isinstance(task, str) or not task:
+        raise InvalidEnvelope(f"field 'task' is missing or not a string: {task!r:.80}")
+    args = data.get("args", [])
+    if not isinstance(args, list):
+        raise InvalidEnvelope(f"field 'args' must be a JSON array, got {type(args).__name__}")
+    kwargs = data.get("kwargs", {})
+    if not isinstance(kwargs, dict):
+        raise InvalidEnvelope(f"field 'kwargs' must be a JSON object, got {type(kwargs).__name__}")
+    queue = data.get("queue")
+    if not isinstance(queue, str):
+        raise InvalidEnvelope(f"field 'queue' is missing or not a string: {queue!r:.80}")
+    enqueued = data.get("enqueued_at")
+    if enqueued is not None and (isinstance(enqueued, bool) or not isinstance(enqueued, (int, float))):
+        raise InvalidEnvelope(f"field 'enqueued_at' must be a number, got {enqueued!r:.80}")
+    max_attempts = _number(data, "max_attempts", int)
+    return Job(
+        id=stored_id,
+        task=task,
+        queue=queue,
+        args=args,
+        kwargs=kwargs,
+        enqueued_at=datetime.fromtimestamp(enqueued, tz=timezone.utc) if enqueued is not None else None,
+        max_attempts=max_attempts,
+        visibility_timeout=_number(data, "visibility_timeout", (int, float)),
+        time_limit=_number(data, "time_limit", (int, float)),
+    )
+
+
+def decode_errors(raw: bytes | None) -> list[dict[str, Any]]:
+    """The stored error history, tolerant of damage (it is shown, never trusted)."""
+    if not raw:
+        return []
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        return [{"type": "UnreadableHistory", "message": raw[:2000].decode("utf-8", "replace")}]
+    return [e for e in value if isinstance(e, dict)] if isinstance(value, list) else []

@@ -1,0 +1,60 @@
+-- Shared helpers, prepended by scripts.py to every script in this folder.
+--
+-- KEYS (every script gets the same fourteen keys of one queue, in this order, so
+-- no key is ever built inside Lua and all of them share the queue's hash tag):
+--   1 pending    2 inflight   3 leases     4 attempts   5 scheduled  6 dead
+--   7 jobs       8 errors     9 reasons   10 wake      11 seq       12 workers
+--  13 janitors  14 counters
+-- A lease value is "token|worker|started_ms|limit_ms|max_attempts".
+
+local K_PENDING, K_INFLIGHT, K_LEASES, K_ATTEMPTS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local K_SCHEDULED, K_DEAD, K_JOBS, K_ERRORS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local K_REASONS, K_WAKE, K_SEQ, K_WORKERS = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+local K_JANITORS, K_COUNTERS = KEYS[13], KEYS[14]
+
+-- The Redis server's clock in milliseconds: the one clock all deadlines use.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- token, worker, started_ms, limit_ms, max_attempts of a lease value (or nils).
+local function parse_lease(value)
+  if not value then return nil end
+  local token, worker, started, limit, max_attempts =
+    string.match(value, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$')
+  return token, worker, tonumber(started), tonumber(limit), tonumber(max_attempts)
+end
+
+-- Append one JSON record to the job's error history (kept as a JSON array).
+local function append_error(id, record)
+  local old = redis.call('HGET', K_ERRORS, id)
+  if old and string.sub(old, -1) == ']' and #old > 2 then
+    redis.call('HSET', K_ERRORS, id, string.sub(old, 1, -2) .. ',' .. record .. ']')
+  else
+    redis.call('HSET', K_ERRORS, id, '[' .. record .. ']')
+  end
+end
+
+-- Move a job that is no longer in any other state into the dead-letter set.
+local function bury(id, reason, now)
+  redis.call('ZADD', K_DEAD, now, id)
+  redis.call('HSET', K_REASONS, id, reason)
+  redis.call('HINCRBY', K_COUNTERS, 'dead', 1)
+end
+
+-- Leave at most one wake-up token for idle workers blocked on K_WAKE.
+local function wake()
+  redis.call('LPUSH', K_WAKE, '1')
+  redis.call('LTRIM', K_WAKE, 0, 0)
+end
+
+-- Remove every trace of a job except its place in a state structure.
+local function forget(id)
+  redis.call('HDEL', K_JOBS, id)
+  redis.call('HDEL', K_ATTEMPTS, id)
+  redis.call('HDEL', K_ERRORS, id)
+  redis.call('HDEL', K_REASONS, id)
+  redis.call('HDEL', K_LEASES, id)
+end
+

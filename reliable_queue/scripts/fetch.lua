@@ -1,0 +1,98 @@
+-- fetch: acknowledge finished jobs and lease the next ones, in one round trip.
+-- KEYS: the queue's keys (see _common.lua).
+-- ARGV: worker, ack_count, then per ack: id, token;
+--       then fetch_count, default_visibility_ms, default_limit_ms,
+--       default_max_attempts, max_envelope_bytes.
+-- Returns: {ack_results, leased, buried}
+--   ack_results: per ack 1 = done, 0 = lease lost (someone else holds the job),
+--                2 = job already gone (acked before, or deleted)
+--   leased: per job {id, token, envelope, attempt, deadline_ms}
+--   buried: per malformed entry {id, reason} (dead-lettered here, never leased)
+-- Invariants: an ack removes the job only while the caller's token still holds
+-- the lease (fencing); a pickup moves an id from pending to inflight, charges
+-- one attempt and records a lease in the same atomic step; anything that cannot
+-- be leased (no envelope, not JSON, too large) goes to dead with a reason.
+local worker = ARGV[1]
+local ack_count = tonumber(ARGV[2])
+local pos = 3
+local acks = {}
+local done = 0
+for _ = 1, ack_count do
+  local id, token = ARGV[pos], ARGV[pos + 1]
+  pos = pos + 2
+  local held = redis.call('HGET', K_LEASES, id)
+  if held and parse_lease(held) == token then
+    redis.call('ZREM', K_INFLIGHT, id)
+    forget(id)
+    done = done + 1
+    acks[#acks + 1] = 1
+  elseif redis.call('HEXISTS', K_JOBS, id) == 1 then
+    acks[#acks + 1] = 0
+  else
+    acks[#acks + 1] = 2
+  end
+end
+if done > 0 then
+  redis.call('HINCRBY', K_COUNTERS, 'done', done)
+end
+
+local fetch_count = tonumber(ARGV[pos])
+local default_vt, default_limit = tonumber(ARGV[pos + 1]), tonumber(ARGV[pos + 2])
+local default_max, max_bytes = tonumber(ARGV[pos + 3]), tonumber(ARGV[pos + 4])
+local leased, buried = {}, {}
+if fetch_count > 0 then
+  local ids = redis.call('LPOP', K_PENDING, fetch_count)
+  if ids then
+    local now = now_ms()
+    for _, id in ipairs(ids) do
+      local size = redis.call('HSTRLEN', K_JOBS, id)
+      if size == 0 then
+        if #id > 0 and #id <= 64 and not string.find(id, '[^%w_%-%.]') then
+          bury(id, 'envelope missing: no job is stored under this id', now)
+          buried[#buried + 1] = {id, 'envelope missing'}
+        else
+          -- Not one of our ids (something else pushed it): keep the raw entry
+          -- under a fresh id so it can be inspected, and dead-letter that.
+          local new_id = 'bad-' .. redis.call('INCR', K_SEQ)
+          redis.call('HSET', K_JOBS, new_id, id)
+          local reason = 'malformed entry in the pending list (not a job id, ' .. #id .. ' bytes)'
+          bury(new_id, reason, now)
+          buried[#buried + 1] = {new_id, reason}
+        end
+      elseif size > max_bytes then
+        local reason = 'envelope too large: ' .. size .. ' bytes (limit ' .. max_bytes .. ')'
+        bury(id, reason, now)
+        buried[#buried + 1] = {id, reason}
+      else
+        local envelope = redis.call('HGET', K_JOBS, id)
+        local ok, job = pcall(cjson.decode, envelope)
+        if not ok or type(job) ~= 'table' then
+          local reason = 'envelope is not a JSON object'
+          if not ok then reason = reason .. ': ' .. tostring(job) end
+          bury(id, reason, now)
+          buried[#buried + 1] = {id, reason}
+        else
+          local vt = tonumber(job.visibility_timeout)
+          vt = (vt and vt > 0) and math.floor(vt * 1000) or default_vt
+          local limit = tonumber(job.time_limit)
+          limit = (limit and limit > 0) and math.floor(limit * 1000) or default_limit
+          local max_attempts = tonumber(job.max_attempts)
+          max_attempts = (max_attempts and max_attempts >= 1) and math.floor(max_attempts) or default_max
+          local attempt = redis.call('HINCRBY', K_ATTEMPTS, id, 1)
+          local token = tostring(redis.call('INCR', K_SEQ))
+          local hard = now + limit
+          local deadline = math.min(now + vt, hard)
+          redis.call('ZADD', K_INFLIGHT, deadline, id)
+          redis.call('HSET', K_LEASES, id,
+            token .. '|' .. worker .. '|' .. now .. '|' .. hard .. '|' .. max_attempts)
+          leased[#leased + 1] = {id, token, envelope, attempt, deadline}
+        end
+      end
+    end
+    if #ids == fetch_count and redis.call('LLEN', K_PENDING) > 0 then
+      wake()  -- more work left: let another idle worker start too
+    end
+  end
+  redis.call('ZADD', K_WORKERS, now_ms(), worker)
+end
+return {acks, leased, buried}

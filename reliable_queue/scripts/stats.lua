@@ -1,0 +1,39 @@
+-- stats: counts and ages of one queue, read at one instant (read-only).
+-- KEYS: the queue's keys (see _common.lua).
+-- ARGV: (none)
+-- Returns: {now_ms, pending, inflight, scheduled, dead, expired_leases,
+--           oldest_pending_enqueued_ms or false, earliest_lease_started_ms or false,
+--           counters (flat list), workers (flat name/seen list), janitors (same)}
+-- Invariant: bounded cost whatever the queue size (LLEN/ZCARD/ZCOUNT and reads of
+-- the head entries only).
+local now = now_ms()
+local oldest_pending = false
+local head = redis.call('LINDEX', K_PENDING, 0)
+if head then
+  local envelope = redis.call('HGET', K_JOBS, head)
+  if envelope then
+    local ok, job = pcall(cjson.decode, envelope)
+    if ok and type(job) == 'table' and tonumber(job.enqueued_at) then
+      oldest_pending = tostring(math.floor(tonumber(job.enqueued_at) * 1000))
+    end
+  end
+end
+local earliest_started = false
+local first = redis.call('ZRANGE', K_INFLIGHT, 0, 0)
+if first[1] then
+  local _, _, started = parse_lease(redis.call('HGET', K_LEASES, first[1]))
+  if started then earliest_started = tostring(started) end
+end
+return {
+  now,
+  redis.call('LLEN', K_PENDING),
+  redis.call('ZCARD', K_INFLIGHT),
+  redis.call('ZCARD', K_SCHEDULED),
+  redis.call('ZCARD', K_DEAD),
+  redis.call('ZCOUNT', K_INFLIGHT, '-inf', now),
+  oldest_pending,
+  earliest_started,
+  redis.call('HGETALL', K_COUNTERS),
+  redis.call('ZRANGE', K_WORKERS, 0, -1, 'WITHSCORES'),
+  redis.call('ZRANGE', K_JANITORS, 0, -1, 'WITHSCORES'),
+}

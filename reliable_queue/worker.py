@@ -1,0 +1,639 @@
+"""The worker: consume queues, run tasks, keep leases alive, stop cleanly.
+
+Shape of one worker process:
+
+* ``concurrency`` *slot* threads. Each leases up to ``prefetch`` jobs with one
+  ``fetch`` script call, which also acknowledges the jobs it finished since its
+  last call, so a busy slot costs one round trip per batch. A slot with nothing
+  to do blocks in Redis on the queues' wake-up keys (no polling).
+* one *heartbeat* thread that extends the leases of every job the worker holds,
+  well before they expire, and fails a job that reached its time limit (its slot
+  thread is then replaced: a hung task never holds a slot or a lease forever).
+* the main thread, which handles signals. First SIGTERM/SIGINT: stop taking
+  jobs, let running ones finish within ``shutdown_timeout``, then hand back
+  what is left (unstarted jobs without charging an attempt). Second signal:
+  exit at once; the janitor recovers the leases.
+
+Redis going away is not fatal: every Redis call in the loops is retried with
+capped exponential backoff, and finished work waiting to be acknowledged is
+kept until the acknowledgement goes through (or the lease is found lost).
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import json
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from django.db import close_old_connections
+
+from . import job as jobmod
+from . import signals
+from .conf import get_settings
+from .connection import get_client, socket_timeout_of
+from .exceptions import InvalidEnvelope, TaskNotFound
+from .job import Job
+from .queue import Queue, get_queue
+from .tasks import get_task
+
+logger = logging.getLogger("reliable_queue.worker")
+
+#: Exceptions that mean "Redis is unreachable right now": back off and retry.
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, ConnectionError, OSError)
+
+#: Longest traceback kept per failed attempt.
+MAX_TRACEBACK = 16_000
+
+
+def default_worker_name() -> str:
+    host = socket.gethostname().replace("|", "_")[:40]
+    return f"{host}.{os.getpid()}.{random.randrange(16**4):04x}"
+
+
+def retry_delay(attempt: int, base: float, cap: float) -> float:
+    """Exponential backoff with jitter: about base * 2**(attempt-1), between 50% and 100% of it."""
+    delay = min(cap, base * (2 ** max(0, attempt - 1)))
+    return delay * random.uniform(0.5, 1.0)
+
+
+@dataclass(eq=False)
+class Lease:
+    """A job this worker holds: its delivery token and what the heartbeat needs."""
+
+    queue: Queue
+    id: str
+    token: str
+    envelope: bytes
+    attempt: int
+    vt_ms: int
+    extended_at: float = field(default_factory=time.monotonic)
+    started: bool = False
+    lost: bool = False
+    timed_out: bool = False
+    slot: Slot | None = None
+
+
+class Backoff:
+    """Capped exponential backoff with jitter for reconnecting to Redis."""
+
+    def __init__(self, first: float = 0.1, cap: float = 5.0) -> None:
+        self.first, self.cap, self.failures = first, cap, 0
+
+    def reset(self) -> None:
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        self.failures += 1
+        return min(self.cap, self.first * 2 ** (self.failures - 1)) * random.uniform(0.5, 1.0)
+
+
+class Slot(threading.Thread):
+    """One thread that runs jobs one after another."""
+
+    def __init__(self, worker: Worker, number: int) -> None:
+        super().__init__(name=f"reliable-queue-slot-{number}", daemon=True)
+        self.worker = worker
+        self.buffer: collections.deque[Lease] = collections.deque()
+        # Finished jobs waiting for their ack, per queue: (lease, result, duration).
+        self.acks: dict[str, list[tuple[Lease, Any, float]]] = collections.defaultdict(list)
+        self.current: Lease | None = None
+        self.abandoned = False
+        self.backoff = Backoff()
+
+    # The loop ------------------------------------------------------------------
+
+    def run(self) -> None:
+        w = self.worker
+        try:
+            while not w.stopping.is_set() and not self.abandoned:
+                if not self.buffer:
+                    if not self._refill():
+                        if w.burst:
+                            break
+                        self._wait_for_work()
+                        continue
+                lease = self.buffer.popleft()
+                if lease.lost:
+                    w.forget(lease)
+                    continue
+                if w.stopping.is_set() or not w.take_job_slot():
+                    self.buffer.appendleft(lease)
+                    break
+                self._run(lease)
+                self._flush_acks_if_due()
+        except Exception:  # pragma: no cover - a bug in this loop: log, hand back, stop
+            logger.exception("worker slot %s crashed; handing its jobs back", self.name)
+            w.stopping.set()
+        finally:
+            if not self.abandoned:
+                self._hand_back()
+
+    def _refill(self) -> bool:
+        """Ack what is finished and lease up to ``prefetch`` jobs; False when no queue had any."""
+        w = self.worker
+        want = w.fetch_size()
+        for queue in w.queues:
+            acks = self.acks.get(queue.name)
+            if want <= 0 and not acks:
+                continue
+            leased = self._call_fetch(queue, acks or [], max(want, 0))
+            if leased is None:  # Redis down and we are stopping: give up for now
+                return False
+            want -= len(leased)
+            self.buffer.extend(leased)
+        if not self.buffer and not w.stopping.is_set():
+            w.promote_due()
+        return bool(self.buffer)
+
+    def _call_fetch(self, queue: Queue, acks: list[tuple[Lease, Any, float]], count: int) -> list[Lease] | None:
+        w = self.worker
+        while True:
+            try:
+                results, leased, buried = queue._fetch(w.name, [(a[0].id, a[0].token) for a in acks], count)
+                self.backoff.reset()
+                break
+            except REDIS_DOWN as exc:
+                if not w.wait_redis(self.backoff, exc):
+                    return None
+        self.acks.pop(queue.name, None)
+        for (lease, result, duration), outcome in zip(acks, results):
+            w.forget(lease)
+            if outcome == 1:
+                w.on_succeeded(lease, result, duration)
+            elif outcome == 0:
+                w.on_lease_lost(lease, "ack")
+            else:
+                logger.info("job %s was already acknowledged or deleted", lease.id)
+        for job_id, reason in buried:
+            w.on_buried_at_pickup(queue, jobmod.from_ms(None), job_id, reason)
+        out = []
+        for job_id, token, envelope, attempt, _deadline in leased:
+            lease = Lease(queue=queue, id=job_id.decode(), token=token.decode(), envelope=envelope,
+                          attempt=int(attempt), vt_ms=queue._defaults[0], slot=self)
+            w.hold(lease)
+            out.append(lease)
+        return out
+
+    def _wait_for_work(self) -> None:
+        w = self.worker
+        try:
+            popped = w.client.blpop([q.keys.wake for q in w.queues], timeout=w.block_timeout)
+            self.backoff.reset()
+        except REDIS_DOWN as exc:
+            w.wait_redis(self.backoff, exc)
+            return
+        if popped and w.stopping.is_set():
+            # The token was meant for a worker that takes jobs: pass it on.
+            try:
+                w.client.lpush(popped[0], b"1")
+                w.client.ltrim(popped[0], 0, 0)
+            except REDIS_DOWN:
+                pass
+
+    def _flush_acks_if_due(self) -> None:
+        """Send waiting acks now unless a fetch is about to carry them anyway."""
+        if self.buffer and any(self.acks.values()):
+            oldest = min(a[0][0].extended_at for a in self.acks.values() if a)
+            if time.monotonic() - oldest > self.worker.ack_delay:
+                self._flush_acks()
+
+    def _flush_acks(self) -> None:
+        for name in list(self.acks):
+            acks = self.acks.get(name)
+            if acks:
+                self._call_fetch(acks[0][0].queue, acks, 0)
+
+    def _hand_back(self) -> None:
+        """At exit: flush acks, return unstarted jobs uncharged."""
+        w = self.worker
+        if any(self.acks.values()) and not w.force.is_set():
+            self._flush_acks()
+        unstarted = [lease for lease in self.buffer if not lease.lost]
+        self.buffer.clear()
+        if unstarted and not w.force.is_set():
+            w.release(unstarted, refund=True)
+
+    # Running one job ----------------------------------------------------------------
+
+    def _run(self, lease: Lease) -> None:
+        w = self.worker
+        lease.started = True
+        self.current = lease
+        try:
+            try:
+                job = jobmod.decode(lease.envelope, lease.id)
+            except InvalidEnvelope as exc:
+                w.bury(lease, f"invalid envelope: {exc}", None)
+                return
+            job.attempts = lease.attempt
+            job.state = "inflight"
+            if job.visibility_timeout:
+                lease.vt_ms = int(job.visibility_timeout * 1000)
+            try:
+                task = get_task(job.task)
+            except TaskNotFound as exc:
+                w.fail(lease, job, exc, unknown_task=True)
+                return
+            signals.send(signals.job_started, sender=Worker, queue=job.queue, job=job, worker=w.name)
+            close_old_connections()
+            started = time.monotonic()
+            try:
+                result = task.func(*job.args, **job.kwargs)
+            except BaseException as exc:  # noqa: BLE001 - a task's failure of any kind is recorded
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                close_old_connections()
+                if self.abandoned or lease.timed_out:
+                    return
+                w.fail(lease, job, exc)
+                return
+            duration = time.monotonic() - started
+            close_old_connections()
+            if self.abandoned or lease.timed_out:
+                logger.warning("job %s finished after its time limit; its result is discarded", lease.id)
+                return
+            lease.extended_at = time.monotonic() if not lease.extended_at else lease.extended_at
+            self.acks[lease.queue.name].append((lease, (job, result), duration))
+        finally:
+            self.current = None
+            w.job_done()
+
+
+class Worker:
+    """Consumes queues until stopped. Used by ``manage.py runworker``.
+
+    ``queues``: names in priority order (all configured queues by default).
+    ``prefetch``: jobs leased per slot per round trip (each with its own lease
+    and attempt charge; unstarted ones are handed back uncharged at a clean
+    stop). ``burst``: exit when the queues are empty. ``max_jobs``: exit after
+    that many jobs. ``shutdown_timeout``: seconds running jobs get to finish
+    after the first stop signal.
+    """
+
+    def __init__(
+        self,
+        queues: Sequence[str] | None = None,
+        concurrency: int = 1,
+        prefetch: int = 1,
+        burst: bool = False,
+        max_jobs: int | None = None,
+        shutdown_timeout: float = 30.0,
+        name: str | None = None,
+        ack_delay: float = 0.2,
+    ) -> None:
+        settings = get_settings()
+        names = list(queues) if queues else list(settings.queues)
+        self.queues = [get_queue(n) for n in names]
+        if concurrency < 1 or prefetch < 1:
+            raise ValueError("concurrency and prefetch must be at least 1")
+        self.concurrency = concurrency
+        self.prefetch = prefetch
+        self.burst = burst
+        self.max_jobs = max_jobs
+        self.shutdown_timeout = shutdown_timeout
+        self.name = (name or default_worker_name()).replace("|", "_")
+        self.ack_delay = ack_delay
+        self.client = get_client()
+        self.block_timeout = self._safe_block_timeout(settings.block_timeout)
+        self.stopping = threading.Event()
+        self.force = threading.Event()
+        self.heartbeat_interval = max(0.05, min(q.config.visibility_timeout for q in self.queues) / 4)
+        self._lock = threading.Lock()
+        self._held: dict[tuple[str, str], Lease] = {}
+        self._started_jobs = 0
+        self._running = 0
+        self.processed = 0
+        self.failed = 0
+        self._slots: list[Slot] = []
+        self._slot_numbers = itertools.count(1)
+        self._last_promote = 0.0
+
+    def _safe_block_timeout(self, wanted: float) -> float:
+        """A blocking read must end before the socket times out, or idling looks like an outage."""
+        sock = socket_timeout_of(self.client)
+        if sock is not None and wanted > sock - 1:
+            corrected = max(0.1, min(sock / 2, sock - 1))
+            logger.warning(
+                "BLOCK_TIMEOUT %.1fs is not shorter than the Redis socket timeout %.1fs; using %.1fs "
+                "instead. Set RELIABLE_QUEUE['BLOCK_TIMEOUT'] below SOCKET_TIMEOUT to silence this.",
+                wanted, sock, corrected,
+            )
+            return corrected
+        return wanted
+
+    # Lifecycle ---------------------------------------------------------------------
+
+    def run(self, install_signals: bool = True) -> None:
+        """Run until stopped (signal, ``--burst`` with empty queues, or ``--max-jobs``)."""
+        if install_signals and threading.current_thread() is threading.main_thread():
+            self._install_signal_handlers()
+        names = [q.name for q in self.queues]
+        logger.info("worker %s started: queues=%s concurrency=%d prefetch=%d", self.name, ",".join(names),
+                    self.concurrency, self.prefetch)
+        signals.send(signals.worker_started, sender=Worker, worker=self.name, queues=names, queue=None, job=None)
+        heartbeat = threading.Thread(target=self._heartbeat_loop, name="reliable-queue-heartbeat", daemon=True)
+        heartbeat.start()
+        for _ in range(self.concurrency):
+            self._start_slot()
+        try:
+            while not self.stopping.is_set():
+                self._replace_abandoned_slots()
+                if not any(s.is_alive() for s in self._slots):
+                    break
+                self.stopping.wait(0.2)
+        finally:
+            self.stopping.set()
+            signals.send(signals.worker_stopping, sender=Worker, worker=self.name, queues=names, queue=None,
+                         job=None)
+            self._shutdown()
+            self._heartbeat_stop = True
+        logger.info("worker %s stopped: processed=%d failed=%d", self.name, self.processed, self.failed)
+
+    def stop(self, force: bool = False) -> None:
+        """Ask the worker to stop (as the first signal would); ``force`` as the second."""
+        if force:
+            self.force.set()
+        self.stopping.set()
+
+    def _install_signal_handlers(self) -> None:
+        def handle(signum: int, frame: Any) -> None:
+            if self.stopping.is_set():
+                logger.warning("second signal: exiting now; the janitor will recover running jobs")
+                self.force.set()
+            else:
+                logger.info("signal %s: finishing running jobs (up to %.0fs), taking no new ones",
+                            signal.Signals(signum).name, self.shutdown_timeout)
+                self.stopping.set()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    def _start_slot(self) -> None:
+        slot = Slot(self, next(self._slot_numbers))
+        self._slots.append(slot)
+        slot.start()
+
+    def _replace_abandoned_slots(self) -> None:
+        for slot in list(self._slots):
+            if slot.abandoned:
+                self._slots.remove(slot)
+                logger.warning("slot %s is stuck in a job past its time limit; starting a new slot", slot.name)
+                self._start_slot()
+
+    def _shutdown(self) -> None:
+        deadline = time.monotonic() + self.shutdown_timeout
+        for slot in self._slots:
+            while slot.is_alive() and not self.force.is_set() and time.monotonic() < deadline:
+                slot.join(0.1)
+        if self.force.is_set():
+            return
+        # Whatever still runs gets handed back now (charged: it started).
+        with self._lock:
+            left = [lease for lease in self._held.values() if not lease.lost and not lease.timed_out]
+        if left:
+            logger.warning("shutdown timeout: handing back %d job(s) still held", len(left))
+            for slot in self._slots:
+                slot.abandoned = True
+            self.release(left, refund=False)
+
+    # Bookkeeping shared by slots -----------------------------------------------------
+
+    def fetch_size(self) -> int:
+        if self.max_jobs is None:
+            return self.prefetch
+        with self._lock:
+            return max(0, min(self.prefetch, self.max_jobs - self._started_jobs - self._buffered()))
+
+    def _buffered(self) -> int:
+        return sum(1 for lease in self._held.values() if not lease.started)
+
+    def take_job_slot(self) -> bool:
+        with self._lock:
+            if self.max_jobs is not None and self._started_jobs >= self.max_jobs:
+                return False
+            self._started_jobs += 1
+            self._running += 1
+            return True
+
+    def job_done(self) -> None:
+        with self._lock:
+            self._running -= 1
+            if self.max_jobs is not None and self._started_jobs >= self.max_jobs and self._running == 0:
+                self.stopping.set()
+
+    def hold(self, lease: Lease) -> None:
+        with self._lock:
+            self._held[(lease.queue.name, lease.id)] = lease
+
+    def forget(self, lease: Lease) -> None:
+        with self._lock:
+            if self._held.get((lease.queue.name, lease.id)) is lease:
+                del self._held[(lease.queue.name, lease.id)]
+
+    def wait_redis(self, backoff: Backoff, exc: BaseException) -> bool:
+        """Sleep before retrying a Redis call; False when the worker must give up (forced stop)."""
+        if self.force.is_set():
+            return False
+        delay = backoff.next_delay()
+        logger.warning("Redis unavailable (%s); retrying in %.1fs", exc, delay)
+        self.force.wait(delay)
+        return not self.force.is_set()
+
+    def _with_retry(self, call: Callable[[], Any]) -> Any:
+        backoff = Backoff()
+        while True:
+            try:
+                return call()
+            except REDIS_DOWN as exc:
+                if not self.wait_redis(backoff, exc):
+                    return None
+
+    def promote_due(self) -> None:
+        """Move due scheduled jobs to pending (the janitor does it too; both are safe)."""
+        now = time.monotonic()
+        if now - self._last_promote < self.block_timeout:
+            return
+        self._last_promote = now
+        for queue in self.queues:
+            try:
+                queue._promote()
+            except REDIS_DOWN:
+                return
+
+    # Outcomes --------------------------------------------------------------------------
+
+    def on_succeeded(self, lease: Lease, payload: Any, duration: float) -> None:
+        job, result = payload
+        self.processed += 1
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("done %s %s attempt=%d %.3fs", job.id, job.task, job.attempts, duration)
+        signals.send(signals.job_succeeded, sender=Worker, queue=job.queue, job=job, worker=self.name,
+                     result=result, duration=duration)
+
+    def on_lease_lost(self, lease: Lease, operation: str) -> None:
+        if lease.lost:
+            return
+        lease.lost = True
+        self.forget(lease)
+        logger.warning("lease lost on job %s (queue %s) during %s: another delivery owns it now; "
+                       "this worker's outcome is discarded", lease.id, lease.queue.name, operation)
+        job = self._job_of(lease)
+        signals.send(signals.lease_lost, sender=Worker, queue=lease.queue.name, job=job, worker=self.name,
+                     operation=operation)
+
+    def on_buried_at_pickup(self, queue: Queue, _at: Any, job_id: bytes, reason: bytes) -> None:
+        jid, why = job_id.decode("utf-8", "replace"), reason.decode("utf-8", "replace")
+        logger.error("dead-lettered malformed job %s in queue %s: %s", jid, queue.name, why)
+        if signals.job_dead_lettered.receivers:
+            job = queue.get(jid) or Job(id=jid, task="", queue=queue.name)
+            signals.send(signals.job_dead_lettered, sender=Worker, queue=queue.name, job=job, reason=why,
+                         worker=self.name, exception=None)
+
+    def _job_of(self, lease: Lease) -> Job:
+        try:
+            job = jobmod.decode(lease.envelope, lease.id)
+        except InvalidEnvelope:
+            job = Job(id=lease.id, task="", queue=lease.queue.name)
+        job.attempts = lease.attempt
+        return job
+
+    def bury(self, lease: Lease, reason: str, exc: BaseException | None) -> None:
+        record = _error_record(lease.attempt, exc) if exc else ""
+        outcome = self._with_retry(lambda: lease.queue._bury(lease.id, lease.token, reason, record))
+        self.forget(lease)
+        if outcome == 1:
+            self.failed += 1
+            logger.error("dead-lettered job %s (queue %s): %s", lease.id, lease.queue.name, reason)
+            signals.send(signals.job_dead_lettered, sender=Worker, queue=lease.queue.name, job=self._job_of(lease),
+                         reason=reason, worker=self.name, exception=exc)
+        elif outcome == 0:
+            self.on_lease_lost(lease, "dead-letter")
+
+    def fail(self, lease: Lease, job: Job, exc: BaseException, unknown_task: bool = False,
+             timed_out: bool = False) -> None:
+        config = lease.queue.config
+        max_attempts = job.max_attempts or config.max_attempts
+        delay = retry_delay(lease.attempt, config.retry_backoff, config.retry_backoff_max)
+        if unknown_task:
+            reason = f"unknown task {job.task!r}: no worker registered it (after {lease.attempt} attempt(s))"
+        elif timed_out:
+            reason = f"timed out: still running at its time limit (attempt {lease.attempt})"
+        else:
+            reason = f"failed {lease.attempt} time(s); last error {type(exc).__name__}: {exc}"[:2000]
+        record = _error_record(lease.attempt, exc)
+        reply = self._with_retry(lambda: lease.queue._fail(lease.id, lease.token, record, int(delay * 1000), reason))
+        self.forget(lease)
+        if reply is None:
+            return
+        outcome = reply[0].decode()
+        if outcome in ("lost", "gone"):
+            self.on_lease_lost(lease, "fail")
+            return
+        self.failed += 1
+        job.attempts = lease.attempt
+        signals.send(signals.job_failed, sender=Worker, queue=job.queue, job=job, worker=self.name, exception=exc)
+        if outcome == "retry":
+            job.state = "scheduled"
+            logger.warning("failed %s %s attempt=%d/%d: %s: %s; retrying in %.1fs", job.id, job.task,
+                           lease.attempt, max_attempts, type(exc).__name__, exc, delay)
+            signals.send(signals.job_retrying, sender=Worker, queue=job.queue, job=job, worker=self.name,
+                         exception=exc, delay=delay)
+        else:
+            job.state = "dead"
+            logger.error("dead-lettered %s %s after attempt %d: %s", job.id, job.task, lease.attempt, reason)
+            signals.send(signals.job_dead_lettered, sender=Worker, queue=job.queue, job=job, worker=self.name,
+                         exception=exc, reason=reason)
+
+    def release(self, leases: Sequence[Lease], refund: bool) -> None:
+        by_queue: dict[str, list[Lease]] = collections.defaultdict(list)
+        for lease in leases:
+            by_queue[lease.queue.name].append(lease)
+        for items in by_queue.values():
+            queue = items[0].queue
+            results = self._with_retry(lambda: queue._release([(x.id, x.token, refund) for x in items]))
+            for lease in items:
+                self.forget(lease)
+            if results is None:
+                continue
+            logger.info("handed back %d job(s) to queue %s%s", sum(1 for r in results if r == 1), queue.name,
+                        " (unstarted, not charged)" if refund else "")
+
+    # Heartbeat ------------------------------------------------------------------------
+
+    _heartbeat_stop = False
+
+    def _heartbeat_loop(self) -> None:
+        backoff = Backoff()
+        while not self._heartbeat_stop and not self.force.is_set():
+            try:
+                self._heartbeat()
+                backoff.reset()
+                time.sleep(self.heartbeat_interval)
+            except REDIS_DOWN as exc:
+                if not self.wait_redis(backoff, exc):
+                    return
+            except Exception:  # pragma: no cover - keep the heartbeat alive whatever happens
+                logger.exception("heartbeat error")
+                time.sleep(self.heartbeat_interval)
+
+    def _heartbeat(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            due = [lease for lease in self._held.values()
+                   if not lease.lost and not lease.timed_out and now - lease.extended_at >= lease.vt_ms / 3000]
+        by_queue: dict[str, list[Lease]] = collections.defaultdict(list)
+        for lease in due:
+            by_queue[lease.queue.name].append(lease)
+        if not by_queue:
+            # Still tell the queues this worker is alive.
+            for queue in self.queues:
+                queue._extend(self.name, [])
+            return
+        for items in by_queue.values():
+            results = items[0].queue._extend(self.name, [(x.id, x.token, x.vt_ms) for x in items])
+            for lease, result in zip(items, results):
+                if result > 0:
+                    lease.extended_at = now
+                elif result == 0:
+                    self.on_lease_lost(lease, "extend")
+                    if lease.slot is not None and lease in lease.slot.buffer:
+                        pass  # the slot skips lost leases when it reaches them
+                else:
+                    self._time_limit_reached(lease)
+
+    def _time_limit_reached(self, lease: Lease) -> None:
+        lease.timed_out = True
+        job = self._job_of(lease)
+        exc = TimeoutError(f"job {lease.id} still running at its time limit")
+        logger.error("job %s (%s) reached its time limit; failing it and freeing its slot", lease.id, job.task)
+        slot = lease.slot
+        if lease.started and slot is not None and slot.current is lease:
+            slot.abandoned = True
+        self.fail(lease, job, exc, timed_out=True)
+
+
+def _error_record(attempt: int, exc: BaseException | None) -> str:
+    if exc is None:
+        return ""
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    if len(tb) > MAX_TRACEBACK:
+        tb = tb[:2000] + "\n...\n" + tb[-(MAX_TRACEBACK - 2010):]
+    return json.dumps({
+        "attempt": attempt,
+        "at": round(time.time() * 1000),
+        "type": type(exc).__name__,
+        "message": str(exc)[:4000],
+        "traceback": tb,
+    })
