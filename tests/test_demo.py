@@ -29,12 +29,12 @@ def test_demo_loses_nothing_while_workers_are_killed(client):
         "REDIS_URL": django_settings.REDIS_URL,
         "DEMO_FILES": "60",
         "DEMO_KILLS": "1",
-        "DEMO_TIMEOUT": "60",
+        "DEMO_TIMEOUT": "90",
         "PYTHONUNBUFFERED": "1",
     })
     proc = subprocess.run(
         [sys.executable, str(ROOT / "example_project" / "demo.py")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=150,
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
