@@ -8,6 +8,7 @@ come from LLEN/ZCARD and pages from range reads, never from a whole list.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Sequence
@@ -361,6 +362,55 @@ class Queue:
             budget -= len(chunk)
         return total
 
+    def move_dead(self, target: str, ids: Sequence[str] | None = None, reset_attempts: bool = True,
+                  source: str = "admin", user: Any = None) -> int:
+        """Requeue dead-lettered jobs into the pending list of queue ``target``.
+
+        ``ids``: those jobs (ones no longer dead are left alone), or None for every
+        dead job. Each job keeps its id and error history; its envelope's ``queue``
+        is rewritten. Returns how many were moved. One script per batch moves the
+        jobs atomically between the two queues' keys, which needs both queues on
+        one Redis: on Redis Cluster their hash tags differ and Redis refuses the
+        call (CROSSSLOT). ``job_requeued`` is sent with the target queue's name.
+        """
+        dest = get_queue(target)
+        if dest.name == self.name:
+            return self.requeue_dead(all=ids is None, ids=ids, reset_attempts=reset_attempts, source=source, user=user)
+        total, moved_ids = 0, []
+        if ids is None:
+            budget = self.client.zcard(self.keys.dead)
+            batches: Any = None
+        else:
+            budget, batches = 0, [list(ids)[i:i + BATCH] for i in range(0, len(ids), BATCH)]
+        while True:
+            if batches is None:
+                if budget <= 0:
+                    break
+                chunk = [_text(m) or "" for m in self.client.zrange(self.keys.dead, 0, min(BATCH, budget) - 1)]
+                budget -= len(chunk)
+            else:
+                if not batches:
+                    break
+                chunk = batches.pop(0)
+            if not chunk:
+                break
+            envelopes = self.client.hmget(self.keys.jobs, chunk)
+            args: list[Any] = ["1" if reset_attempts else "0"]
+            for jid, envelope in zip(chunk, envelopes):
+                args += [jid, _retarget(envelope, dest.name)]
+            reply = self.scripts.move(self._key_list + dest._key_list, args)
+            for jid, result in zip(chunk, reply):
+                if _text(result) == "moved":
+                    total += 1
+                    moved_ids.append(jid)
+        logger.info("moved %d dead job(s) from queue %s to %s (source=%s)", total, self.name, dest.name, source)
+        if signals.job_requeued.receivers:
+            for jid in moved_ids:
+                job = dest.get(jid) or Job(id=jid, task="", queue=dest.name)
+                signals.send(signals.job_requeued, sender=Queue, queue=dest.name, job=job, source=source,
+                             user=user, previous_state="dead", from_queue=self.name)
+        return total
+
     def delete(self, job_id: str) -> bool:
         """Delete one job from whatever state it is in; False when there was none."""
         reply = self.scripts.delete(self._key_list, [job_id])
@@ -423,6 +473,19 @@ class Queue:
 
     def _expire_dead(self, limit: int = BATCH) -> int:
         return int(self.scripts.expire_dead(self._key_list, [int(self.config.dead_retention * 1000), limit]))
+
+
+def _retarget(envelope: bytes | None, queue: str) -> str:
+    """The envelope with its ``queue`` field set to ``queue`` (malformed ones unchanged)."""
+    text = _text(envelope) or ""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return text
+    if not isinstance(data, dict):
+        return text
+    data["queue"] = queue
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
 _lock = threading.Lock()

@@ -18,7 +18,7 @@ from redis.commands.core import Script
 
 NAMES = (
     "enqueue", "fetch", "fail", "bury", "release", "extend", "recover",
-    "promote", "expire_dead", "requeue", "delete", "purge", "stats",
+    "promote", "expire_dead", "requeue", "delete", "purge", "stats", "move",
 )
 
 
@@ -50,6 +50,7 @@ class Scripts:
     delete: Script
     purge: Script
     stats: Script
+    move: Script
 
 
 _lock = threading.Lock()
