@@ -118,6 +118,15 @@ def local(dt: datetime | None) -> datetime | None:
     return timezone.localtime(dt) if dt is not None else None
 
 
+def short_time(dt: datetime | None) -> str:
+    """A compact local time for table cells: "Dec 03 20:32:35", with the year when it is not this one."""
+    if dt is None:
+        return "—"
+    if dt.year != timezone.localtime().year:
+        return dt.strftime("%Y-%m-%d %H:%M")
+    return dt.strftime("%b %d %H:%M:%S")
+
+
 def _unique(values: list[str]) -> list[str]:
     seen: set[str] = set()
     return [v for v in values if v and not (v in seen or seen.add(v))]
@@ -238,18 +247,24 @@ class QueueAdminViews:
         return self._render(request, self.error_template, ctx, status=503)
 
     def _row(self, queue: Queue, job: Job, now: datetime | None = None) -> dict[str, Any]:
+        """What a table row shows, computed once (datetimes in the active time zone,
+        plus the same as short text so the list template needs no date filter)."""
         max_attempts = job.max_attempts or queue.config.max_attempts
+        times = {name: local(getattr(job, name)) for name in
+                 ("enqueued_at", "started_at", "lease_deadline", "scheduled_for", "dead_at")}
+        reason = job.dead_reason or ""
         return {
             "job": job,
+            "id": job.id,
             "url": self.job_url(queue.name, job.id),
+            "malformed": job.raw is not None,
             "preview": preview(job),
             "attempts": f"{job.attempts} / {max_attempts}",
-            "enqueued_at": local(job.enqueued_at),
-            "started_at": local(job.started_at),
-            "lease_deadline": local(job.lease_deadline),
+            **times,
+            "text": {name: short_time(value) for name, value in times.items()},
+            "full": {name: value.strftime("%Y-%m-%d %H:%M:%S %Z") if value else "" for name, value in times.items()},
+            "reason": reason if len(reason) <= 160 else reason[:159] + "…",
             "expired": bool(job.state == "inflight" and job.lease_deadline and now and job.lease_deadline <= now),
-            "scheduled_for": local(job.scheduled_for),
-            "dead_at": local(job.dead_at),
             "state_label": STATES[job.state].label if job.state in STATES else job.state,
         }
 
@@ -546,9 +561,7 @@ class QueueAdminViews:
             messages.warning(request, f"Skipped {len(gone)} job(s) that are no longer {info.noun}.")
         logger.warning("user %s deleted %d %s job(s) of queue %s: %s", request.user.get_username(), done, state,
                        q.name, ", ".join(j.id for j in jobs[:20]) + (" ..." if len(jobs) > 20 else ""))
-        request.POST = request.POST.copy()
-        request.POST["next"] = ""  # the job page is gone
-        return self._back(request, q, state)
+        return self._back(request, q, state)  # to the list: the job page is gone
 
     def purge_view(self, request: HttpRequest, queue: str, state: str) -> HttpResponse:
         """Delete every job of one state (pending, scheduled or dead), after confirmation."""
