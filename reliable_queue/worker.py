@@ -82,6 +82,9 @@ class Lease:
     started: bool = False
     lost: bool = False
     timed_out: bool = False
+    #: Set once its outcome (ack, fail, dead-letter, hand-back) is decided: from then on
+    #: that operation's reply, not the heartbeat's, says whether the lease was lost.
+    settling: bool = False
     slot: Slot | None = None
 
 
@@ -265,6 +268,7 @@ class Slot(threading.Thread):
                 logger.warning("job %s finished after its time limit; its result is discarded", lease.id)
                 return
             lease.extended_at = time.monotonic() if not lease.extended_at else lease.extended_at
+            lease.settling = True
             self.acks[lease.queue.name].append((lease, (job, result), duration))
         finally:
             self.current = None
@@ -510,6 +514,7 @@ class Worker:
         return job
 
     def bury(self, lease: Lease, reason: str, exc: BaseException | None) -> None:
+        lease.settling = True
         record = _error_record(lease.attempt, exc) if exc else ""
         outcome = self._with_retry(lambda: lease.queue._bury(lease.id, lease.token, reason, record))
         self.forget(lease)
@@ -523,6 +528,7 @@ class Worker:
 
     def fail(self, lease: Lease, job: Job, exc: BaseException, unknown_task: bool = False,
              timed_out: bool = False) -> None:
+        lease.settling = True
         config = lease.queue.config
         max_attempts = job.max_attempts or config.max_attempts
         delay = retry_delay(lease.attempt, config.retry_backoff, config.retry_backoff_max)
@@ -559,6 +565,7 @@ class Worker:
     def release(self, leases: Sequence[Lease], refund: bool) -> None:
         by_queue: dict[str, list[Lease]] = collections.defaultdict(list)
         for lease in leases:
+            lease.settling = True
             by_queue[lease.queue.name].append(lease)
         for items in by_queue.values():
             queue = items[0].queue
@@ -607,6 +614,8 @@ class Worker:
                 if result > 0:
                     lease.extended_at = now
                 elif result == 0:
+                    if lease.settling:
+                        continue  # acked/failed meanwhile: that call reports the outcome
                     self.on_lease_lost(lease, "extend")
                     if lease.slot is not None and lease in lease.slot.buffer:
                         pass  # the slot skips lost leases when it reaches them

@@ -11,7 +11,8 @@
 -- Invariants: an ack removes the job only while the caller's token still holds
 -- the lease (fencing); a pickup moves an id from pending to inflight, charges
 -- one attempt and records a lease in the same atomic step; anything that cannot
--- be leased (no envelope, not JSON, too large) goes to dead with a reason.
+-- be leased (no envelope, not JSON, too large) goes to dead with a reason; a
+-- stray copy of an id already in flight, scheduled or dead is dropped.
 local worker = ARGV[1]
 local ack_count = tonumber(ARGV[2])
 local pos = 3
@@ -46,7 +47,13 @@ if fetch_count > 0 then
     local now = now_ms()
     for _, id in ipairs(ids) do
       local size = redis.call('HSTRLEN', K_JOBS, id)
-      if size == 0 then
+      if redis.call('ZSCORE', K_INFLIGHT, id) or redis.call('ZSCORE', K_SCHEDULED, id)
+          or redis.call('ZSCORE', K_DEAD, id) then
+        -- A stray second copy of an id that is already leased, scheduled or dead
+        -- (pushed by something else): leasing it would void the live lease and run
+        -- the job twice. Drop the copy; the job stays in its one state.
+        redis.log(redis.LOG_WARNING, 'reliable_queue: dropped a stray pending copy of job ' .. id)
+      elseif size == 0 then
         if #id > 0 and #id <= 64 and not string.find(id, '[^%w_%-%.]') then
           bury(id, 'envelope missing: no job is stored under this id', now)
           buried[#buried + 1] = {id, 'envelope missing'}
