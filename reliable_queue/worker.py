@@ -111,6 +111,8 @@ class Slot(threading.Thread):
         self.buffer: collections.deque[Lease] = collections.deque()
         # Finished jobs waiting for their ack, per queue: (lease, result, duration).
         self.acks: dict[str, list[tuple[Lease, Any, float]]] = collections.defaultdict(list)
+        # When the oldest finished job still waiting for its ack finished.
+        self.ack_since: float | None = None
         self.current: Lease | None = None
         self.abandoned = False
         self.backoff = Backoff()
@@ -122,7 +124,10 @@ class Slot(threading.Thread):
         try:
             while not w.stopping.is_set() and not self.abandoned:
                 if not self.buffer:
-                    if not self._refill():
+                    progressed = self._refill()
+                    if not self.buffer:
+                        if progressed:  # only malformed entries came back: look again
+                            continue
                         if w.burst:
                             break
                         self._wait_for_work()
@@ -144,23 +149,31 @@ class Slot(threading.Thread):
                 self._hand_back()
 
     def _refill(self) -> bool:
-        """Ack what is finished and lease up to ``prefetch`` jobs; False when no queue had any."""
+        """Ack what is finished and lease up to ``prefetch`` jobs.
+
+        Returns False when no queue had anything (neither a job nor a malformed
+        entry that was dead-lettered on the way).
+        """
         w = self.worker
         want = w.fetch_size()
+        progressed = False
         for queue in w.queues:
             acks = self.acks.get(queue.name)
             if want <= 0 and not acks:
                 continue
-            leased = self._call_fetch(queue, acks or [], max(want, 0))
-            if leased is None:  # Redis down and we are stopping: give up for now
+            taken = self._call_fetch(queue, acks or [], max(want, 0))
+            if taken is None:  # Redis down and we are stopping: give up for now
                 return False
-            want -= len(leased)
+            leased, buried = taken
+            progressed = progressed or bool(leased) or buried > 0
+            want -= len(leased) + buried
             self.buffer.extend(leased)
-        if not self.buffer and not w.stopping.is_set():
+        if not progressed and not w.stopping.is_set():
             w.promote_due()
-        return bool(self.buffer)
+        return progressed
 
-    def _call_fetch(self, queue: Queue, acks: list[tuple[Lease, Any, float]], count: int) -> list[Lease] | None:
+    def _call_fetch(self, queue: Queue, acks: list[tuple[Lease, Any, float]],
+                    count: int) -> tuple[list[Lease], int] | None:
         w = self.worker
         while True:
             try:
@@ -171,6 +184,8 @@ class Slot(threading.Thread):
                 if not w.wait_redis(self.backoff, exc):
                     return None
         self.acks.pop(queue.name, None)
+        if not any(self.acks.values()):
+            self.ack_since = None
         for (lease, result, duration), outcome in zip(acks, results):
             w.forget(lease)
             if outcome == 1:
@@ -180,14 +195,14 @@ class Slot(threading.Thread):
             else:
                 logger.info("job %s was already acknowledged or deleted", lease.id)
         for job_id, reason in buried:
-            w.on_buried_at_pickup(queue, jobmod.from_ms(None), job_id, reason)
+            w.on_buried_at_pickup(queue, job_id, reason)
         out = []
         for job_id, token, envelope, attempt, _deadline in leased:
             lease = Lease(queue=queue, id=job_id.decode(), token=token.decode(), envelope=envelope,
                           attempt=int(attempt), vt_ms=queue._defaults[0], slot=self)
             w.hold(lease)
             out.append(lease)
-        return out
+        return out, len(buried)
 
     def _wait_for_work(self) -> None:
         w = self.worker
@@ -207,10 +222,8 @@ class Slot(threading.Thread):
 
     def _flush_acks_if_due(self) -> None:
         """Send waiting acks now unless a fetch is about to carry them anyway."""
-        if self.buffer and any(self.acks.values()):
-            oldest = min(a[0][0].extended_at for a in self.acks.values() if a)
-            if time.monotonic() - oldest > self.worker.ack_delay:
-                self._flush_acks()
+        if self.buffer and self.ack_since is not None and time.monotonic() - self.ack_since > self.worker.ack_delay:
+            self._flush_acks()
 
     def _flush_acks(self) -> None:
         for name in list(self.acks):
@@ -267,9 +280,10 @@ class Slot(threading.Thread):
             if self.abandoned or lease.timed_out:
                 logger.warning("job %s finished after its time limit; its result is discarded", lease.id)
                 return
-            lease.extended_at = time.monotonic() if not lease.extended_at else lease.extended_at
             lease.settling = True
             self.acks[lease.queue.name].append((lease, (job, result), duration))
+            if self.ack_since is None:
+                self.ack_since = time.monotonic()
         finally:
             self.current = None
             w.job_done()
@@ -296,6 +310,7 @@ class Worker:
         shutdown_timeout: float = 30.0,
         name: str | None = None,
         ack_delay: float = 0.2,
+        extend_leases: bool = True,
     ) -> None:
         settings = get_settings()
         names = list(queues) if queues else list(settings.queues)
@@ -309,6 +324,8 @@ class Worker:
         self.shutdown_timeout = shutdown_timeout
         self.name = (name or default_worker_name()).replace("|", "_")
         self.ack_delay = ack_delay
+        # Off only to test what happens without a heartbeat (redelivery per timeout).
+        self.extend_leases = extend_leases
         self.client = get_client()
         self.block_timeout = self._safe_block_timeout(settings.block_timeout)
         self.stopping = threading.Event()
@@ -372,14 +389,19 @@ class Worker:
         self.stopping.set()
 
     def _install_signal_handlers(self) -> None:
+        received = itertools.count(1)
+
         def handle(signum: int, frame: Any) -> None:
-            if self.stopping.is_set():
-                logger.warning("second signal: exiting now; the janitor will recover running jobs")
+            # Count and set the flags before anything else: a second signal can
+            # interrupt this handler (even inside its logging call).
+            n = next(received)
+            self.stopping.set()
+            if n >= 2:
                 self.force.set()
+                logger.warning("second signal: exiting now; the janitor will recover running jobs")
             else:
                 logger.info("signal %s: finishing running jobs (up to %.0fs), taking no new ones",
                             signal.Signals(signum).name, self.shutdown_timeout)
-                self.stopping.set()
 
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
@@ -497,7 +519,7 @@ class Worker:
         signals.send(signals.lease_lost, sender=Worker, queue=lease.queue.name, job=job, worker=self.name,
                      operation=operation)
 
-    def on_buried_at_pickup(self, queue: Queue, _at: Any, job_id: bytes, reason: bytes) -> None:
+    def on_buried_at_pickup(self, queue: Queue, job_id: bytes, reason: bytes) -> None:
         jid, why = job_id.decode("utf-8", "replace"), reason.decode("utf-8", "replace")
         logger.error("dead-lettered malformed job %s in queue %s: %s", jid, queue.name, why)
         if signals.job_dead_lettered.receivers:
@@ -599,7 +621,7 @@ class Worker:
         now = time.monotonic()
         with self._lock:
             due = [lease for lease in self._held.values()
-                   if not lease.lost and not lease.timed_out and now - lease.extended_at >= lease.vt_ms / 3000]
+                   if self.extend_leases and not lease.lost and not lease.timed_out and now - lease.extended_at >= lease.vt_ms / 3000]
         by_queue: dict[str, list[Lease]] = collections.defaultdict(list)
         for lease in due:
             by_queue[lease.queue.name].append(lease)

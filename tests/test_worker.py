@@ -1,0 +1,200 @@
+"""The worker in this process: outcomes, signals, heartbeat, time limits, stop."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from reliable_queue import get_queue, signals
+from reliable_queue.worker import Worker
+from tests.helpers import RunningJanitor, RunningWorker, drained, wait_until
+from tests.testapp import tasks
+
+
+def records(kind=None):
+    return [r for r in tasks.recorded() if kind is None or r[0] == kind]
+
+
+def test_worker_runs_jobs_and_acks_them():
+    jobs = tasks.add.enqueue_many([(i, 1) for i in range(20)])
+    Worker(burst=True, concurrency=3, prefetch=4).run(install_signals=False)
+    assert sorted(r[1] for r in records("add")) == list(range(1, 21))
+    q = get_queue()
+    assert all(q.get(j.id) is None for j in jobs)
+    assert q.stats()["done"] == 20
+
+
+def test_a_raising_receiver_is_logged_and_the_job_still_acked(caplog):
+    def boom(**kwargs):
+        raise RuntimeError("receiver bug")
+
+    seen = []
+
+    def collect(signal, **kwargs):
+        seen.append((signal, kwargs["queue"], kwargs["job"].id))
+
+    for s in (signals.job_started, signals.job_succeeded):
+        s.connect(boom)
+        s.connect(collect)
+    try:
+        job = tasks.add.enqueue(1, 2)
+        with caplog.at_level(logging.ERROR, logger="reliable_queue.signals"):
+            Worker(burst=True).run(install_signals=False)
+    finally:
+        for s in (signals.job_started, signals.job_succeeded):
+            s.disconnect(boom)
+            s.disconnect(collect)
+    assert get_queue().get(job.id) is None
+    assert [(s, q, i) for s, q, i in seen] == [(signals.job_started, "default", job.id),
+                                               (signals.job_succeeded, "default", job.id)]
+    assert "receiver bug" in caplog.text
+
+
+def test_failures_retry_with_backoff_then_succeed():
+    retrying = []
+    signals.job_retrying.connect(lambda **kw: retrying.append(kw["delay"]), weak=False, dispatch_uid="t1")
+    try:
+        job = tasks.fails_then_succeeds.enqueue("k1", 2)
+        with RunningWorker():
+            wait_until(lambda: get_queue().get(job.id) is None)
+    finally:
+        signals.job_retrying.disconnect(dispatch_uid="t1")
+    assert [r[1] for r in records("attempt")] == [["k1", 1], ["k1", 2], ["k1", 3]]
+    assert len(retrying) == 2 and all(0 < d <= 0.2 for d in retrying)
+
+
+def test_a_task_that_always_fails_ends_dead_with_its_traceback():
+    dead = []
+    signals.job_dead_lettered.connect(lambda **kw: dead.append(kw), weak=False, dispatch_uid="t2")
+    try:
+        job = tasks.always_fails.enqueue("kaput")
+        with RunningWorker():
+            wait_until(lambda: get_queue().get(job.id).state == "dead")
+    finally:
+        signals.job_dead_lettered.disconnect(dispatch_uid="t2")
+    stored = get_queue().get(job.id)
+    assert stored.attempts == 2
+    assert stored.dead_reason == "failed 2 time(s); last error ValueError: kaput"
+    assert [e["type"] for e in stored.errors] == ["ValueError", "ValueError"]
+    assert "raise ValueError(message)" in stored.errors[-1]["traceback"]
+    assert dead and dead[0]["reason"] == stored.dead_reason and isinstance(dead[0]["exception"], ValueError)
+
+
+def _raw_enqueue(queue, job_id, envelope):
+    queue.scripts.enqueue(queue._key_list, [1, job_id, envelope, 0])
+
+
+def test_unknown_task_is_retried_then_dead_lettered_and_the_worker_goes_on():
+    q = get_queue()
+    _raw_enqueue(q, "unknown1", json.dumps({"id": "unknown1", "task": "gone.away", "queue": "default",
+                                            "args": []}))
+    good = tasks.add.enqueue(2, 2)
+    with RunningWorker():
+        wait_until(lambda: (j := q.get("unknown1")) is not None and j.state == "dead")
+        wait_until(lambda: q.get(good.id) is None)
+    stored = q.get("unknown1")
+    assert stored.attempts == 3
+    assert stored.dead_reason.startswith("unknown task 'gone.away'")
+    assert [r[1] for r in records("add")] == [4]
+
+
+def test_invalid_envelopes_are_dead_lettered_with_a_reason():
+    q = get_queue()
+    bad = {
+        "notjson": "{not json",
+        "notobject": "[1, 2]",
+        "noTask": json.dumps({"id": "noTask", "queue": "default", "args": []}),
+        "argsDict": json.dumps({"id": "argsDict", "task": "tests.testapp.tasks.add", "queue": "default",
+                                "args": {"a": 1}}),
+        "idMismatch": json.dumps({"id": "other", "task": "tests.testapp.tasks.add", "queue": "default",
+                                  "args": [1, 2]}),
+    }
+    for job_id, envelope in bad.items():
+        _raw_enqueue(q, job_id, envelope)
+    good = tasks.add.enqueue(3, 3)
+    Worker(burst=True).run(install_signals=False)
+    reasons = {job_id: q.get(job_id).dead_reason for job_id in bad}
+    assert reasons["notjson"].startswith("envelope is not a JSON object")
+    assert reasons["notobject"].startswith("invalid envelope: envelope is JSON list")
+    assert "field 'task'" in reasons["noTask"]
+    assert "field 'args'" in reasons["argsDict"]
+    assert "does not match" in reasons["idMismatch"]
+    assert q.get(good.id) is None and q.stats()["dead"] == 5
+
+
+def test_a_long_healthy_job_runs_once_while_janitors_run():
+    """2.5 x its visibility timeout: the heartbeat keeps the lease alive."""
+    job = tasks.long_job.configure(queue="short").enqueue(2.5, "long")
+    with RunningJanitor(queues=["short"], interval=0.1), RunningWorker(queues=["short"]):
+        wait_until(lambda: get_queue("short").get(job.id) is None, timeout=15)
+    assert [r[1] for r in records("start")] == ["long"]
+    assert get_queue("short").stats()["recovered"] == 0
+
+
+def test_without_extension_each_timeout_redelivers_once_and_is_counted():
+    q = get_queue("short")
+    job = tasks.long_job.configure(queue="short", max_attempts=10).enqueue(2.5, "noext")
+    started = time.monotonic()
+    with RunningJanitor(queues=["short"], interval=0.1), \
+            RunningWorker(queues=["short"], concurrency=4, extend_leases=False):
+        wait_until(lambda: q.get(job.id) is None or q.get(job.id).attempts >= 3, timeout=15)
+        elapsed = time.monotonic() - started
+        starts = len(records("start"))
+        recovered = q.stats()["recovered"]
+    # Redelivery needs an expired 1 s lease: at most one per second, each one charged.
+    assert 2 <= starts <= elapsed / 1.0 + 1
+    assert starts - 1 <= recovered <= starts
+
+
+def test_a_hung_job_is_failed_at_its_time_limit_and_its_slot_is_freed():
+    q = get_queue()
+    hung = tasks.hangs.enqueue(4)  # time_limit=1, max_attempts=2
+    with RunningWorker(concurrency=1):
+        wait_until(lambda: records("hang"))
+        later = tasks.add.enqueue(5, 5)
+        # The only slot is stuck in the hung job; a replacement slot runs the next job.
+        wait_until(lambda: q.get(later.id) is None, timeout=10)
+        wait_until(lambda: (j := q.get(hung.id)) is not None and j.state == "dead", timeout=15)
+    stored = q.get(hung.id)
+    assert stored.dead_reason.startswith("timed out")
+    assert stored.attempts == 2
+
+
+def test_stop_hands_back_unstarted_prefetched_jobs_uncharged():
+    q = get_queue()
+    tasks.sleep_for.enqueue(0.5, "first")
+    rest = tasks.add.enqueue_many([(i, i) for i in range(5)])
+    with RunningWorker(prefetch=6) as worker:
+        wait_until(lambda: records("start"))
+        worker.stop()
+    assert [r[1] for r in records("end")] == ["first"]  # the running job finished
+    s = q.stats()
+    assert (s["pending"], s["inflight"], s["done"]) == (5, 0, 1)
+    assert all(q.get(j.id).attempts == 0 for j in rest)
+
+
+def test_max_jobs_stops_the_worker():
+    tasks.add.enqueue_many([(i, 0) for i in range(5)])
+    w = Worker(max_jobs=2, prefetch=3)
+    w.run(install_signals=False)
+    assert len(records("add")) == 2
+    s = get_queue().stats()
+    assert (s["pending"], s["inflight"]) == (3, 0)
+    assert all(j.attempts == 0 for j in get_queue().pending(0, 10))
+
+
+def test_block_timeout_is_corrected_below_the_socket_timeout(settings, rq_prefix, caplog):
+    settings.RELIABLE_QUEUE = {**settings.RELIABLE_QUEUE, "PREFIX": rq_prefix,
+                               "REDIS_OPTIONS": {"socket_timeout": 2}, "SOCKET_TIMEOUT": 20, "BLOCK_TIMEOUT": 8}
+    with caplog.at_level(logging.WARNING, logger="reliable_queue"):
+        w = Worker()
+        assert w.block_timeout <= 1
+        assert "BLOCK_TIMEOUT 8.0s is not shorter than the Redis socket timeout 2.0s" in caplog.text
+        caplog.clear()
+        # Idle on an empty queue through several blocking reads: not an error.
+        with RunningWorker() as idle:
+            wait_until(lambda: idle.name in get_queue().stats()["workers"])
+            time.sleep(idle.block_timeout * 2.5)
+    assert "Redis unavailable" not in caplog.text and "Error" not in caplog.text
+    assert drained(get_queue())
