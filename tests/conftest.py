@@ -38,9 +38,13 @@ def rq_prefix(settings):
     settings.RELIABLE_QUEUE = {**django_settings.RELIABLE_QUEUE, "PREFIX": prefix}
     conf.reset()
     yield prefix
+    # A test may have left RELIABLE_QUEUE broken on purpose: clean up with a
+    # client of our own rather than the one the settings would build.
+    cleaner = redis.Redis.from_url(django_settings.REDIS_URL)
     try:
-        delete_prefix(get_client(), prefix)
+        delete_prefix(cleaner, prefix)
     finally:
+        cleaner.close()
         conf.reset()
 
 
