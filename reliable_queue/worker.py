@@ -133,7 +133,7 @@ class Slot(threading.Thread):
                         self._wait_for_work()
                         continue
                 lease = self.buffer.popleft()
-                if lease.lost:
+                if lease.lost or not w.lease_still_held(lease):
                     w.forget(lease)
                     continue
                 if w.stopping.is_set() or not w.take_job_slot():
@@ -193,13 +193,16 @@ class Slot(threading.Thread):
             elif outcome == 0:
                 w.on_lease_lost(lease, "ack")
             else:
+                # Gone already: an earlier try of this ack went through but its reply
+                # was lost, or another delivery acked it, or an operator deleted it.
+                # Which one cannot be told apart, so no job_succeeded is sent.
                 logger.info("job %s was already acknowledged or deleted", lease.id)
         for job_id, reason in buried:
             w.on_buried_at_pickup(queue, job_id, reason)
         out = []
-        for job_id, token, envelope, attempt, _deadline in leased:
+        for job_id, token, envelope, attempt, vt_ms in leased:
             lease = Lease(queue=queue, id=job_id.decode(), token=token.decode(), envelope=envelope,
-                          attempt=int(attempt), vt_ms=queue._defaults[0], slot=self)
+                          attempt=int(attempt), vt_ms=int(vt_ms), slot=self)
             w.hold(lease)
             out.append(lease)
         return out, len(buried)
@@ -255,8 +258,6 @@ class Slot(threading.Thread):
                 return
             job.attempts = lease.attempt
             job.state = "inflight"
-            if job.visibility_timeout:
-                lease.vt_ms = int(job.visibility_timeout * 1000)
             try:
                 task = get_task(job.task)
             except TaskNotFound as exc:
@@ -467,6 +468,24 @@ class Worker:
         with self._lock:
             if self._held.get((lease.queue.name, lease.id)) is lease:
                 del self._held[(lease.queue.name, lease.id)]
+
+    def lease_still_held(self, lease: Lease) -> bool:
+        """Before starting a prefetched job: is its lease still ours?
+
+        Normally the heartbeat keeps it fresh and this costs nothing. If this
+        process was paused (SIGSTOP, a long GC, a suspended VM) for most of the
+        visibility timeout, the lease may have expired and the job gone to
+        another worker: ask Redis (extending the lease if it is still ours)
+        rather than run the job a second time.
+        """
+        if not self.extend_leases or time.monotonic() - lease.extended_at < lease.vt_ms / 2000:
+            return True
+        result = self._with_retry(lambda: lease.queue._extend(self.name, [(lease.id, lease.token, lease.vt_ms)]))
+        if not result or result[0] == 0:
+            self.on_lease_lost(lease, "start")
+            return False
+        lease.extended_at = time.monotonic()
+        return True
 
     def wait_redis(self, backoff: Backoff, exc: BaseException) -> bool:
         """Sleep before retrying a Redis call; False when the worker must give up (forced stop)."""

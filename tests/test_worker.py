@@ -198,3 +198,31 @@ def test_block_timeout_is_corrected_below_the_socket_timeout(settings, rq_prefix
             time.sleep(idle.block_timeout * 2.5)
     assert "Redis unavailable" not in caplog.text and "Error" not in caplog.text
     assert drained(get_queue())
+
+
+def test_a_prefetched_job_whose_lease_expired_meanwhile_is_not_started():
+    """As after a SIGSTOP past the lease: the job went to worker B; A must not run it too."""
+    from reliable_queue.janitor import Janitor
+    from reliable_queue.worker import Slot
+    from tests.test_engine import short_lease
+
+    q = get_queue()
+    job = short_lease.enqueue(1)  # 0.3 s lease
+    a = Worker(burst=True)
+    slot = Slot(a, 1)
+    leased, _ = slot._call_fetch(q, [], 1)
+    slot.buffer.extend(leased)
+    time.sleep(0.35)  # "paused" past the lease
+    assert Janitor().pass_over(q).requeued == 1
+    _, [(_, token_b, _, _, _)], _ = q._fetch("B", [], 1)
+    lost = []
+    signals.lease_lost.connect(lambda **kw: lost.append(kw["operation"]), weak=False, dispatch_uid="pf")
+    try:
+        slot.run()  # A resumes with the job still in its buffer
+    finally:
+        signals.lease_lost.disconnect(dispatch_uid="pf")
+    assert lost == ["start"]
+    assert a.processed == 0
+    stored = q.get(job.id)
+    assert stored.state == "inflight" and stored.worker == "B"
+    assert q._fetch("B", [(job.id, token_b.decode())], 0)[0] == [1]
