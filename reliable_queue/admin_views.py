@@ -508,7 +508,7 @@ class QueueAdminViews:
                 done = q.move_dead(target, [j.id for j in jobs], source="admin", user=user)
             else:
                 results = q.requeue_many([j.id for j in jobs], reset_attempts=state != "scheduled",
-                                         source="admin", user=user)
+                                         source="admin", user=user, only_from=state)
                 done = sum(1 for r in results if r == state)
         except redis.RedisError as exc:
             return self._redis_error(request, exc)

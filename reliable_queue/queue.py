@@ -316,11 +316,19 @@ class Queue:
         return self.requeue_many([job_id], reset_attempts, source, user)[0]
 
     def requeue_many(self, job_ids: Sequence[str], reset_attempts: bool = True, source: str = "admin",
-                     user: Any = None) -> list[str]:
+                     user: Any = None, only_from: str | None = None) -> list[str]:
+        """Requeue several jobs; per id the state it came from (see :meth:`requeue`).
+
+        ``only_from`` ("dead", "inflight" or "scheduled") leaves alone, as
+        "skipped", every job found in another state: for callers that chose the
+        jobs from a list that may be out of date by now.
+        """
+        if only_from not in (None, "dead", "inflight", "scheduled"):
+            raise ValueError(f"only_from must be 'dead', 'inflight', 'scheduled' or None, not {only_from!r}")
         results: list[str] = []
         for start in range(0, len(job_ids), BATCH):
             chunk = list(job_ids[start:start + BATCH])
-            reply = self.scripts.requeue(self._key_list, ["1" if reset_attempts else "0", *chunk])
+            reply = self.scripts.requeue(self._key_list, ["1" if reset_attempts else "0", only_from or "", *chunk])
             results.extend(_text(r) or "" for r in reply)
         if len(job_ids) == 1 and results[0] == "missing":
             raise JobNotFound(f"No job {job_ids[0]!r} is stored in queue {self.name!r} (done, deleted or never enqueued).")
@@ -328,13 +336,11 @@ class Queue:
         return results
 
     def _requeued_signals(self, job_ids: Sequence[str], results: list[str], source: str, user: Any) -> None:
-        moved = [jid for jid, r in zip(job_ids, results) if r not in ("missing", "pending")]
+        moved = [(jid, r) for jid, r in zip(job_ids, results) if r in ("dead", "inflight", "scheduled")]
         logger.info("requeued %d job(s) in queue %s (source=%s)", len(moved), self.name, source)
         if not signals.job_requeued.receivers:
             return
-        for jid, r in zip(job_ids, results):
-            if r in ("missing", "pending"):
-                continue
+        for jid, r in moved:
             job = self.get(jid) or Job(id=jid, task="", queue=self.name)
             signals.send(signals.job_requeued, sender=Queue, queue=self.name, job=job,
                          source=source, user=user, previous_state=r)
@@ -347,7 +353,7 @@ class Queue:
         while it runs may or may not be included. Returns how many were requeued.
         """
         if ids is not None:
-            results = self.requeue_many(list(ids), reset_attempts, source, user) if ids else []
+            results = self.requeue_many(list(ids), reset_attempts, source, user, only_from="dead") if ids else []
             return sum(1 for r in results if r == "dead")
         if not all:
             return 0
@@ -357,7 +363,7 @@ class Queue:
             chunk = [_text(m) or "" for m in self.client.zrange(self.keys.dead, 0, min(BATCH, budget) - 1)]
             if not chunk:
                 break
-            results = self.requeue_many(chunk, reset_attempts, source, user)
+            results = self.requeue_many(chunk, reset_attempts, source, user, only_from="dead")
             total += sum(1 for r in results if r == "dead")
             budget -= len(chunk)
         return total

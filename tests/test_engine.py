@@ -332,3 +332,19 @@ def test_stats_reports_counts_and_ages(client):
     assert s["oldest_inflight_age"] is not None and s["oldest_inflight_age"] >= 0
     assert "w9" in s["workers"]
     assert s["expired_leases"] == 0
+
+
+def test_requeue_only_from_leaves_a_job_that_moved_on_alone():
+    """An operator picked a dead job, but it was requeued and picked up meanwhile."""
+    q = get_queue()
+    job = tasks.add.enqueue(1, 2)
+    _, [(_, token, _)] = fetch(q)
+    q._bury(job.id, token, "test")
+    assert q.requeue(job.id) == "dead"
+    _, [(_, token2, _)] = fetch(q, worker="busy")  # now running elsewhere
+    assert q.requeue_many([job.id], only_from="dead") == ["skipped"]
+    stored = q.get(job.id)
+    assert stored.state == "inflight" and stored.worker == "busy"
+    assert fetch(q, worker="busy", acks=[(job.id, token2)], count=0)[0] == [1]
+    with pytest.raises(ValueError, match="only_from"):
+        q.requeue_many([job.id], only_from="pending")
