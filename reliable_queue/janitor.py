@@ -26,6 +26,7 @@ from .queue import BATCH, Queue, get_queue
 from .worker import REDIS_DOWN, Backoff
 
 logger = logging.getLogger("reliable_queue.janitor")
+job_logger = logging.getLogger("reliable_queue.jobs")
 
 
 @dataclass
@@ -67,7 +68,7 @@ class Janitor:
                 jid, why = job_id.decode("utf-8", "replace"), reason.decode("utf-8", "replace")
                 if action == b"requeued":
                     result.requeued += 1
-                    logger.info("requeued %s in %s (attempt %s): %s", jid, queue.name, attempt, why)
+                    job_logger.info("requeued %s in %s (attempt %s): %s", jid, queue.name, attempt, why)
                     self._signal(queue, jid, signals.job_requeued, source="janitor", user=None,
                                  previous_state="inflight")
                 else:

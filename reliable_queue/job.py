@@ -15,6 +15,7 @@ count, lease, error history and dead-letter reason live beside it (see keys.py).
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -35,8 +36,12 @@ def new_job_id() -> str:
     return secrets.token_urlsafe(12)
 
 
+_ID_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+
+
 def is_valid_id(value: str) -> bool:
-    return 0 < len(value) <= 64 and all(c.isascii() and (c.isalnum() or c in "_-.") for c in value)
+    """Ids are 1-64 characters from letters, digits and ``_ . -`` (the scripts check the same)."""
+    return _ID_RE.fullmatch(value) is not None
 
 
 def from_ms(value: float | int | None) -> datetime | None:

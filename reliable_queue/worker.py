@@ -49,6 +49,8 @@ from .queue import Queue, get_queue
 from .tasks import get_task
 
 logger = logging.getLogger("reliable_queue.worker")
+#: One line per finished job, at INFO (``runworker -v 2`` shows them, ``-v 1`` does not).
+job_logger = logging.getLogger("reliable_queue.jobs")
 
 #: Exceptions that mean "Redis is unreachable right now": back off and retry.
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, ConnectionError, OSError)
@@ -78,6 +80,8 @@ class Lease:
     envelope: bytes
     attempt: int
     vt_ms: int
+    #: Local monotonic time at which the job's time limit (counted from pickup) is reached.
+    limit_at: float = float("inf")
     extended_at: float = field(default_factory=time.monotonic)
     started: bool = False
     lost: bool = False
@@ -196,13 +200,15 @@ class Slot(threading.Thread):
                 # Gone already: an earlier try of this ack went through but its reply
                 # was lost, or another delivery acked it, or an operator deleted it.
                 # Which one cannot be told apart, so no job_succeeded is sent.
-                logger.info("job %s was already acknowledged or deleted", lease.id)
+                job_logger.info("job %s was already acknowledged or deleted", lease.id)
         for job_id, reason in buried:
             w.on_buried_at_pickup(queue, job_id, reason)
         out = []
-        for job_id, token, envelope, attempt, vt_ms in leased:
+        now = time.monotonic()
+        for job_id, token, envelope, attempt, vt_ms, limit_ms in leased:
             lease = Lease(queue=queue, id=job_id.decode(), token=token.decode(), envelope=envelope,
-                          attempt=int(attempt), vt_ms=int(vt_ms), slot=self)
+                          attempt=int(attempt), vt_ms=int(vt_ms), limit_at=now + int(limit_ms) / 1000,
+                          slot=self)
             w.hold(lease)
             out.append(lease)
         return out, len(buried)
@@ -331,6 +337,7 @@ class Worker:
         self.block_timeout = self._safe_block_timeout(settings.block_timeout)
         self.stopping = threading.Event()
         self.force = threading.Event()
+        self._heartbeat_wake = threading.Event()
         self.heartbeat_interval = max(0.05, min(q.config.visibility_timeout for q in self.queues) / 4)
         self._lock = threading.Lock()
         self._held: dict[tuple[str, str], Lease] = {}
@@ -381,7 +388,18 @@ class Worker:
                          job=None)
             self._shutdown()
             self._heartbeat_stop = True
+            self._deregister()
         logger.info("worker %s stopped: processed=%d failed=%d", self.name, self.processed, self.failed)
+
+    def _deregister(self) -> None:
+        """A clean stop takes this worker off the queues' lists of live workers."""
+        if self.force.is_set():
+            return
+        try:
+            for queue in self.queues:
+                self.client.zrem(queue.keys.workers, self.name)
+        except REDIS_DOWN:
+            pass  # it ages out of the list instead
 
     def stop(self, force: bool = False) -> None:
         """Ask the worker to stop (as the first signal would); ``force`` as the second."""
@@ -463,6 +481,7 @@ class Worker:
     def hold(self, lease: Lease) -> None:
         with self._lock:
             self._held[(lease.queue.name, lease.id)] = lease
+        self._heartbeat_wake.set()
 
     def forget(self, lease: Lease) -> None:
         with self._lock:
@@ -522,8 +541,8 @@ class Worker:
     def on_succeeded(self, lease: Lease, payload: Any, duration: float) -> None:
         job, result = payload
         self.processed += 1
-        if logger.isEnabledFor(logging.INFO):
-            logger.info("done %s %s attempt=%d %.3fs", job.id, job.task, job.attempts, duration)
+        if job_logger.isEnabledFor(logging.INFO):
+            job_logger.info("done %s %s attempt=%d %.3fs", job.id, job.task, job.attempts, duration)
         signals.send(signals.job_succeeded, sender=Worker, queue=job.queue, job=job, worker=self.name,
                      result=result, duration=duration)
 
@@ -621,6 +640,7 @@ class Worker:
     # Heartbeat ------------------------------------------------------------------------
 
     _heartbeat_stop = False
+    _last_ping = 0.0
 
     def _heartbeat_loop(self) -> None:
         backoff = Backoff()
@@ -628,7 +648,9 @@ class Worker:
             try:
                 self._heartbeat()
                 backoff.reset()
-                time.sleep(self.heartbeat_interval)
+                # A new lease (hold) wakes us early: its timeout may be the shortest.
+                self._heartbeat_wake.wait(self._next_heartbeat_in())
+                self._heartbeat_wake.clear()
             except REDIS_DOWN as exc:
                 if not self.wait_redis(backoff, exc):
                     return
@@ -636,18 +658,35 @@ class Worker:
                 logger.exception("heartbeat error")
                 time.sleep(self.heartbeat_interval)
 
+    def _due_at(self, lease: Lease) -> float:
+        """When this lease next needs Redis: a third into its visibility timeout, or its time limit."""
+        return min(lease.extended_at + lease.vt_ms / 3000, lease.limit_at)
+
+    def _next_heartbeat_in(self) -> float:
+        """Seconds to sleep: until the next lease is due (each job's own timeout), at most the ping interval."""
+        now = time.monotonic()
+        wake = self._last_ping + self.heartbeat_interval
+        if self.extend_leases:
+            with self._lock:
+                for lease in self._held.values():
+                    if not lease.lost and not lease.timed_out:
+                        wake = min(wake, self._due_at(lease))
+        return min(self.heartbeat_interval, max(0.02, wake - now))
+
     def _heartbeat(self) -> None:
         now = time.monotonic()
         with self._lock:
             due = [lease for lease in self._held.values()
-                   if self.extend_leases and not lease.lost and not lease.timed_out and now - lease.extended_at >= lease.vt_ms / 3000]
+                   if self.extend_leases and not lease.lost and not lease.timed_out and self._due_at(lease) <= now]
         by_queue: dict[str, list[Lease]] = collections.defaultdict(list)
         for lease in due:
             by_queue[lease.queue.name].append(lease)
         if not by_queue:
-            # Still tell the queues this worker is alive.
-            for queue in self.queues:
-                queue._extend(self.name, [])
+            if now - self._last_ping >= self.heartbeat_interval:
+                # Still tell the queues this worker is alive.
+                for queue in self.queues:
+                    queue._extend(self.name, [])
+                self._last_ping = now
             return
         for items in by_queue.values():
             results = items[0].queue._extend(self.name, [(x.id, x.token, x.vt_ms) for x in items])
@@ -657,9 +696,7 @@ class Worker:
                 elif result == 0:
                     if lease.settling:
                         continue  # acked/failed meanwhile: that call reports the outcome
-                    self.on_lease_lost(lease, "extend")
-                    if lease.slot is not None and lease in lease.slot.buffer:
-                        pass  # the slot skips lost leases when it reaches them
+                    self.on_lease_lost(lease, "extend")  # a buffered one is skipped by its slot
                 else:
                     self._time_limit_reached(lease)
 

@@ -87,3 +87,13 @@ def test_a_cache_alias_that_is_not_django_redis_is_refused(settings):
     problems = find_problems({"CACHE_ALIAS": "default"})
     assert [p.id for p in problems] == ["reliable_queue.E004"]
     assert "does not use django-redis" in problems[0].msg
+
+
+def test_check_warns_about_a_task_whose_queue_is_not_configured(settings, rq_prefix):
+    settings.RELIABLE_QUEUE = {**GOOD, "PREFIX": rq_prefix, "QUEUES": {"emails": {}}}
+    from django.core.checks import run_checks
+
+    warnings = [m for m in run_checks() if m.id == "reliable_queue.W001"]
+    assert any("tests.testapp.tasks.add uses queue 'default'" in m.msg for m in warnings)
+    settings.RELIABLE_QUEUE = {**GOOD, "PREFIX": rq_prefix, "QUEUES": {"default": {}, "short": {}}}
+    assert [m for m in run_checks() if m.id == "reliable_queue.W001"] == []

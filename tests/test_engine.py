@@ -37,7 +37,7 @@ def keys_of(client, prefix):
 def fetch(queue, worker="w", acks=(), count=1):
     """Lease up to ``count`` jobs as ``worker``; returns (ack results, [(id, token, attempt)])."""
     results, leased, buried = queue._fetch(worker, list(acks), count)
-    return results, [(i.decode(), t.decode(), int(a)) for i, t, _e, a, _d in leased]
+    return results, [(i.decode(), t.decode(), int(a)) for i, t, _e, a, *_ in leased]
 
 
 # --------------------------------------------------------------------------- enqueue

@@ -115,7 +115,7 @@ class QueueMachine(RuleBasedStateMachine):
         _, leased, buried = self.q._fetch("model-worker", [], k)
         assert buried == []
         assert len(leased) == min(k, len(pending))
-        for job_id, token, _envelope, attempt, _visibility_ms in leased:
+        for job_id, token, _envelope, attempt, _visibility_ms, _limit_ms in leased:
             job_id = job_id.decode()
             assert job_id in pending
             pending.discard(job_id)

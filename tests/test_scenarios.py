@@ -195,7 +195,7 @@ def test_a_worker_retries_an_ack_lost_on_the_wire_and_runs_the_job_once(settings
     try:
         job = tasks.add.enqueue(20, 22)
         proxy.drop_reply_after(job.id.encode())  # the next request naming the job is its ack
-        with caplog.at_level(logging.INFO, logger="reliable_queue.worker"), running():
+        with caplog.at_level(logging.INFO, logger="reliable_queue"), running():
             wait_until(lambda: "already acknowledged" in caplog.text)
             after = tasks.add.enqueue(1, 1)  # and the worker goes on
             wait_until(lambda: q.get(after.id) is None)
@@ -501,7 +501,7 @@ def test_a_heartbeat_racing_a_successful_ack_does_not_report_the_lease_lost():
         worker = Worker()
         slot = Slot(worker, 1)
         _, leased, _ = q._fetch(worker.name, [], 1)
-        job_id, token, envelope, attempt, _ = leased[0]
+        job_id, token, envelope, attempt, _, _ = leased[0]
         lease = Lease(queue=q, id=job_id.decode(), token=token.decode(), envelope=envelope,
                       attempt=int(attempt), vt_ms=5000, slot=slot)
         worker.hold(lease)

@@ -6,7 +6,7 @@ import json
 import logging
 import time
 
-from reliable_queue import get_queue, signals
+from reliable_queue import get_queue, signals, task
 from reliable_queue.worker import Worker
 from tests.helpers import RunningJanitor, RunningWorker, drained, wait_until
 from tests.testapp import tasks
@@ -214,7 +214,7 @@ def test_a_prefetched_job_whose_lease_expired_meanwhile_is_not_started():
     slot.buffer.extend(leased)
     time.sleep(0.35)  # "paused" past the lease
     assert Janitor().pass_over(q).requeued == 1
-    _, [(_, token_b, _, _, _)], _ = q._fetch("B", [], 1)
+    _, [(_, token_b, _, _, _, _)], _ = q._fetch("B", [], 1)
     lost = []
     signals.lease_lost.connect(lambda **kw: lost.append(kw["operation"]), weak=False, dispatch_uid="pf")
     try:
@@ -226,3 +226,42 @@ def test_a_prefetched_job_whose_lease_expired_meanwhile_is_not_started():
     stored = q.get(job.id)
     assert stored.state == "inflight" and stored.worker == "B"
     assert q._fetch("B", [(job.id, token_b.decode())], 0)[0] == [1]
+
+
+@task(visibility_timeout=0.5)
+def short_vt_on_slow_queue(seconds: float) -> None:
+    tasks._record("start", "short-vt")
+    time.sleep(seconds)
+
+
+@task(time_limit=0.5, max_attempts=1)
+def short_limit_on_slow_queue(seconds: float) -> None:
+    tasks._record("start", "short-limit")
+    time.sleep(seconds)
+    tasks._record("end", "short-limit")
+
+
+def test_a_task_with_its_own_short_visibility_timeout_is_kept_alive():
+    """The queue's timeout is 5 s; the task's own 0.5 s must set the heartbeat's pace."""
+    q = get_queue()
+    job = short_vt_on_slow_queue.enqueue(1.6)
+    with RunningJanitor(interval=0.1), RunningWorker(queues=["default"]):
+        wait_until(lambda: q.get(job.id) is None, timeout=15)
+    assert [r[1] for r in records("start")] == ["short-vt"]
+    assert q.stats()["recovered"] == 0
+
+
+def test_a_task_with_its_own_short_time_limit_is_failed_at_that_limit():
+    q = get_queue()
+    job = short_limit_on_slow_queue.enqueue(2)
+    with RunningWorker(queues=["default"]):
+        wait_until(lambda: (j := q.get(job.id)) is not None and j.state == "dead", timeout=15)
+        assert records("end") == []  # failed while still running, not after
+    assert q.get(job.id).dead_reason.startswith("timed out")
+
+
+def test_a_clean_stop_takes_the_worker_off_the_live_list():
+    with RunningWorker(name="leaving") as w:
+        wait_until(lambda: "leaving" in get_queue().stats()["workers"])
+    assert not w.force.is_set()
+    assert "leaving" not in get_queue().stats()["workers"]

@@ -6,8 +6,9 @@
 -- Returns: {ack_results, leased, buried}
 --   ack_results: per ack 1 = done, 0 = lease lost (someone else holds the job),
 --                2 = job already gone (acked before, or deleted)
---   leased: per job {id, token, envelope, attempt, visibility_ms} (the lease length
---           the heartbeat must renew: the job's own or the queue's default)
+--   leased: per job {id, token, envelope, attempt, visibility_ms, limit_ms}: the
+--           lease length the heartbeat renews and the time limit from now (each
+--           the job's own, or the queue's default)
 --   buried: per malformed entry {id, reason} (dead-lettered here, never leased)
 -- Invariants: an ack removes the job only while the caller's token still holds
 -- the lease (fencing); a pickup moves an id from pending to inflight, charges
@@ -93,7 +94,7 @@ if fetch_count > 0 then
           redis.call('ZADD', K_INFLIGHT, deadline, id)
           redis.call('HSET', K_LEASES, id,
             token .. '|' .. worker .. '|' .. now .. '|' .. hard .. '|' .. max_attempts)
-          leased[#leased + 1] = {id, token, envelope, attempt, vt}
+          leased[#leased + 1] = {id, token, envelope, attempt, vt, limit}
         end
       end
     end

@@ -12,10 +12,11 @@ from reliable_queue.worker import Worker
 
 
 def configure_verbosity(verbosity: int) -> None:
-    """-v 0: errors only; 1: start/stop and problems; 2: a line per job; 3: debug."""
-    level = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO}.get(verbosity, logging.DEBUG)
+    """-v 0: errors only; 1: start/stop and problems; 2: also a line per job; 3: debug."""
+    level = {0: logging.ERROR, 1: logging.INFO, 2: logging.INFO}.get(verbosity, logging.DEBUG)
     root = logging.getLogger("reliable_queue")
     root.setLevel(level)
+    logging.getLogger("reliable_queue.jobs").setLevel(logging.INFO if verbosity >= 2 else logging.WARNING)
     if not root.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
