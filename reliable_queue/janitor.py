@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import redis
+
 from . import signals
 from .conf import get_settings
 from .job import Job
@@ -57,8 +59,20 @@ class Janitor:
         self.stopping = threading.Event()
 
     def run_once(self) -> dict[str, PassResult]:
-        """One pass over every queue; returns what it did per queue."""
-        return {queue.name: self.pass_over(queue) for queue in self.queues}
+        """One pass over every queue; returns what it did per queue.
+
+        A queue that Redis refuses (a key of the wrong type, say) is logged and
+        skipped: the other queues are still recovered. Redis being unreachable
+        is raised to the caller, which retries with backoff.
+        """
+        results = {}
+        for queue in self.queues:
+            try:
+                results[queue.name] = self.pass_over(queue)
+            except redis.ResponseError as exc:
+                logger.error("janitor pass over queue %s failed, skipped this time: %s", queue.name, exc)
+                results[queue.name] = PassResult()
+        return results
 
     def pass_over(self, queue: Queue) -> PassResult:
         result = PassResult()
@@ -110,6 +124,11 @@ class Janitor:
             except REDIS_DOWN as exc:
                 delay = backoff.next_delay()
                 logger.warning("Redis unavailable (%s); retrying in %.1fs", exc, delay)
+                self.stopping.wait(delay)
+                continue
+            except Exception:  # a janitor must outlive any one bad pass
+                delay = backoff.next_delay()
+                logger.exception("janitor pass failed; retrying in %.1fs", delay)
                 self.stopping.wait(delay)
                 continue
             if on_pass is not None:

@@ -2,14 +2,17 @@
 
 The envelope is a JSON object (never pickle)::
 
-    {"id": "...", "task": "app.tasks.send", "queue": "default",
-     "args": [...], "kwargs": {...}, "enqueued_at": 1764790000.123,
+    {"id": "...", "task": "app.tasks.send", "args": [...], "kwargs": {...},
+     "enqueued_at": 1764790000.123,
      "max_attempts": 5, "visibility_timeout": 30, "time_limit": 1800}
 
 ``kwargs`` is left out when empty and the three limits when they equal the
 queue's defaults (the scripts fall back to the queue's values), which keeps a
-small job small in Redis. The envelope never changes after enqueue; the attempt
-count, lease, error history and dead-letter reason live beside it (see keys.py).
+small job small in Redis. The queue is not repeated inside: it is the queue
+whose ``jobs`` hash holds the envelope (an older or hand-written ``"queue"``
+field is accepted and ignored in favour of where the job is stored). The
+envelope never changes after enqueue; the attempt count, lease, error history
+and dead-letter reason live beside it (see keys.py).
 """
 
 from __future__ import annotations
@@ -89,7 +92,7 @@ class Job:
         return f"<Job {self.id} {self.task} queue={self.queue} state={self.state} attempts={self.attempts}>"
 
     def to_envelope(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"id": self.id, "task": self.task, "queue": self.queue, "args": self.args}
+        data: dict[str, Any] = {"id": self.id, "task": self.task, "args": self.args}
         if self.kwargs:
             data["kwargs"] = self.kwargs
         data["enqueued_at"] = round(self.enqueued_at.timestamp(), 3) if self.enqueued_at else None
@@ -130,8 +133,12 @@ def _number(data: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> A
     return value
 
 
-def decode(raw: bytes | str, job_id: str | None = None) -> Job:
-    """A :class:`Job` from stored envelope text; raises :class:`InvalidEnvelope` saying why not."""
+def decode(raw: bytes | str, job_id: str | None = None, queue: str | None = None) -> Job:
+    """A :class:`Job` from stored envelope text; raises :class:`InvalidEnvelope` saying why not.
+
+    ``job_id`` and ``queue`` say where the envelope is stored: the id must match,
+    and the queue is taken from there.
+    """
     if isinstance(raw, bytes):
         try:
             raw = raw.decode("utf-8")
@@ -159,9 +166,9 @@ def decode(raw: bytes | str, job_id: str | None = None) -> Job:
     kwargs = data.get("kwargs", {})
     if not isinstance(kwargs, dict):
         raise InvalidEnvelope(f"field 'kwargs' must be a JSON object, got {type(kwargs).__name__}")
-    queue = data.get("queue")
-    if not isinstance(queue, str):
-        raise InvalidEnvelope(f"field 'queue' is missing or not a string: {queue!r:.80}")
+    stored_queue = data.get("queue")
+    if stored_queue is not None and not isinstance(stored_queue, str):
+        raise InvalidEnvelope(f"field 'queue' must be a string when present: {stored_queue!r:.80}")
     enqueued = data.get("enqueued_at")
     if enqueued is not None and (isinstance(enqueued, bool) or not isinstance(enqueued, (int, float))):
         raise InvalidEnvelope(f"field 'enqueued_at' must be a number, got {enqueued!r:.80}")
@@ -169,7 +176,7 @@ def decode(raw: bytes | str, job_id: str | None = None) -> Job:
     return Job(
         id=stored_id,
         task=task,
-        queue=queue,
+        queue=queue or stored_queue or "",
         args=args,
         kwargs=kwargs,
         enqueued_at=datetime.fromtimestamp(enqueued, tz=timezone.utc) if enqueued is not None else None,

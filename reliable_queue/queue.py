@@ -198,7 +198,7 @@ class Queue:
         if envelope is None:
             return Job(id=jid, task="", queue=self.name, state=state, raw=None)
         try:
-            job = jobmod.decode(envelope)
+            job = jobmod.decode(envelope, queue=self.name)
             job.id = jid
         except Exception as exc:  # shown to operators, never run
             job = Job(id=jid, task="", queue=self.name, raw=_text(envelope))
@@ -482,13 +482,16 @@ class Queue:
 
 
 def _retarget(envelope: bytes | None, queue: str) -> str:
-    """The envelope with its ``queue`` field set to ``queue`` (malformed ones unchanged)."""
+    """The envelope for another queue: envelopes name no queue (where they are stored
+    says it), so only an older one that carries a ``queue`` field is rewritten."""
     text = _text(envelope) or ""
+    if '"queue"' not in text:
+        return text
     try:
         data = json.loads(text)
     except (ValueError, RecursionError):
         return text
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or "queue" not in data:
         return text
     data["queue"] = queue
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)

@@ -44,6 +44,13 @@ worker_started = Signal()
 worker_stopping = Signal()
 
 
+def signal_name(signal: Signal) -> str:
+    for name, value in globals().items():
+        if value is signal:
+            return name
+    return "signal"
+
+
 def send(signal: Signal, sender: type, **kwargs: Any) -> None:
     """Send ``signal`` robustly: log what receivers raise, never propagate it.
 
@@ -52,7 +59,13 @@ def send(signal: Signal, sender: type, **kwargs: Any) -> None:
     """
     if not signal.receivers:
         return
-    for receiver, response in signal.send_robust(sender, **kwargs):
+    try:
+        responses = signal.send_robust(sender, **kwargs)
+    except BaseException as exc:  # noqa: BLE001 - e.g. SystemExit raised by a receiver
+        logger.error("a %s receiver raised %r (queue=%s); the job is not affected", signal_name(signal), exc,
+                     kwargs.get("queue"), exc_info=(type(exc), exc, exc.__traceback__))
+        return
+    for receiver, response in responses:
         if isinstance(response, Exception):
             logger.error(
                 "signal receiver %r raised %r (queue=%s); the job is not affected",

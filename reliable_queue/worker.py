@@ -80,7 +80,9 @@ class Lease:
     envelope: bytes
     attempt: int
     vt_ms: int
-    #: Local monotonic time at which the job's time limit (counted from pickup) is reached.
+    #: The job's time limit (ms), and the local monotonic time it is reached: set when
+    #: the job starts (a prefetched job waiting in the buffer is not running yet).
+    limit_ms: int = 0
     limit_at: float = float("inf")
     extended_at: float = field(default_factory=time.monotonic)
     started: bool = False
@@ -115,11 +117,17 @@ class Slot(threading.Thread):
         self.buffer: collections.deque[Lease] = collections.deque()
         # Finished jobs waiting for their ack, per queue: (lease, result, duration).
         self.acks: dict[str, list[tuple[Lease, Any, float]]] = collections.defaultdict(list)
+        # close_old_connections() ran after the last job and nothing waited since:
+        # the next job need not run it again (as a request cycle: once between jobs).
+        self.db_checked = False
         # When the oldest finished job still waiting for its ack finished.
         self.ack_since: float | None = None
         self.current: Lease | None = None
+        self.popped: Lease | None = None
         self.abandoned = False
         self.backoff = Backoff()
+        # Queues whose keys Redis refused (WRONGTYPE...): when we last said so.
+        self.broken_since: dict[str, float] = {}
 
     # The loop ------------------------------------------------------------------
 
@@ -127,30 +135,60 @@ class Slot(threading.Thread):
         w = self.worker
         try:
             while not w.stopping.is_set() and not self.abandoned:
-                if not self.buffer:
-                    progressed = self._refill()
-                    if not self.buffer:
-                        if progressed:  # only malformed entries came back: look again
-                            continue
-                        if w.burst:
-                            break
-                        self._wait_for_work()
-                        continue
-                lease = self.buffer.popleft()
-                if lease.lost or not w.lease_still_held(lease):
-                    w.forget(lease)
-                    continue
-                if w.stopping.is_set() or not w.take_job_slot():
-                    self.buffer.appendleft(lease)
-                    break
-                self._run(lease)
-                self._flush_acks_if_due()
-        except Exception:  # pragma: no cover - a bug in this loop: log, hand back, stop
-            logger.exception("worker slot %s crashed; handing its jobs back", self.name)
-            w.stopping.set()
+                try:
+                    if not self._step():
+                        break
+                except Exception:
+                    # Never let one bad job or one broken key stop the worker: log it,
+                    # leave the job to its lease (the janitor recovers it), pause, go on.
+                    w.errors += 1
+                    logger.exception("worker slot %s: unexpected error; going on after a pause", self.name)
+                    if self.popped is not None:
+                        w.forget(self.popped)
+                        self.popped = None
+                    w.force.wait(self.backoff.next_delay())
         finally:
             if not self.abandoned:
                 self._hand_back()
+
+    def _step(self) -> bool:
+        """Run (or wait for) one job; False when the slot should stop."""
+        w = self.worker
+        if not self.buffer:
+            progressed = self._refill()
+            if not self.buffer:
+                if progressed:  # only malformed entries came back: look again
+                    return True
+                if w.burst:
+                    return False
+                self._wait_for_work()
+                return True
+        lease = self.buffer.popleft()
+        if lease.lost or not w.lease_still_held(lease):
+            w.forget(lease)
+            return True
+        if w.stopping.is_set() or not w.take_job_slot():
+            self.buffer.appendleft(lease)
+            return False
+        self.popped = lease
+        self._run(lease)
+        self.popped = None
+        self.backoff.reset()
+        self._flush_acks_if_due()
+        return True
+
+    def surrender(self) -> None:
+        """Called (from the heartbeat) when this slot is stuck in a job past its time
+        limit and is being replaced: send its waiting acks, hand back its unstarted jobs."""
+        self.abandoned = True
+        try:
+            self._flush_acks()
+        except Exception:
+            logger.exception("could not send the acks of stuck slot %s; their leases will expire", self.name)
+        unstarted = [lease for lease in self.buffer if not lease.lost and not lease.started]
+        self.buffer.clear()
+        if unstarted:
+            self.worker.release(unstarted, refund=True)
 
     def _refill(self) -> bool:
         """Ack what is finished and lease up to ``prefetch`` jobs.
@@ -165,7 +203,11 @@ class Slot(threading.Thread):
             acks = self.acks.get(queue.name)
             if want <= 0 and not acks:
                 continue
-            taken = self._call_fetch(queue, acks or [], max(want, 0))
+            try:
+                taken = self._call_fetch(queue, acks or [], max(want, 0))
+            except redis.ResponseError as exc:
+                self._queue_refused(queue, exc)
+                continue
             if taken is None:  # Redis down and we are stopping: give up for now
                 return False
             leased, buried = taken
@@ -175,6 +217,13 @@ class Slot(threading.Thread):
         if not progressed and not w.stopping.is_set():
             w.promote_due()
         return progressed
+
+    def _queue_refused(self, queue: Queue, exc: redis.ResponseError) -> None:
+        """A queue whose script Redis refuses is skipped (the other queues go on); said once a minute."""
+        now = time.monotonic()
+        if now - self.broken_since.get(queue.name, -1e9) > 60:
+            self.broken_since[queue.name] = now
+            logger.error("queue %s is unusable and is skipped for now: %s", queue.name, exc)
 
     def _call_fetch(self, queue: Queue, acks: list[tuple[Lease, Any, float]],
                     count: int) -> tuple[list[Lease], int] | None:
@@ -204,17 +253,16 @@ class Slot(threading.Thread):
         for job_id, reason in buried:
             w.on_buried_at_pickup(queue, job_id, reason)
         out = []
-        now = time.monotonic()
         for job_id, token, envelope, attempt, vt_ms, limit_ms in leased:
             lease = Lease(queue=queue, id=job_id.decode(), token=token.decode(), envelope=envelope,
-                          attempt=int(attempt), vt_ms=int(vt_ms), limit_at=now + int(limit_ms) / 1000,
-                          slot=self)
+                          attempt=int(attempt), vt_ms=int(vt_ms), limit_ms=int(limit_ms), slot=self)
             w.hold(lease)
             out.append(lease)
         return out, len(buried)
 
     def _wait_for_work(self) -> None:
         w = self.worker
+        self.db_checked = False  # connections age while we wait
         try:
             popped = w.client.blpop([q.keys.wake for q in w.queues], timeout=w.block_timeout)
             self.backoff.reset()
@@ -258,7 +306,7 @@ class Slot(threading.Thread):
         self.current = lease
         try:
             try:
-                job = jobmod.decode(lease.envelope, lease.id)
+                job = jobmod.decode(lease.envelope, lease.id, lease.queue.name)
             except InvalidEnvelope as exc:
                 w.bury(lease, f"invalid envelope: {exc}", None)
                 return
@@ -270,24 +318,30 @@ class Slot(threading.Thread):
                 w.fail(lease, job, exc, unknown_task=True)
                 return
             signals.send(signals.job_started, sender=Worker, queue=job.queue, job=job, worker=w.name)
-            close_old_connections()
+            if not self.db_checked:
+                close_old_connections()
+            self.db_checked = False
             started = time.monotonic()
+            lease.limit_at = started + lease.limit_ms / 1000  # the time limit counts from the start
             try:
                 result = task.func(*job.args, **job.kwargs)
             except BaseException as exc:  # noqa: BLE001 - a task's failure of any kind is recorded
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
+                w.exit_if_forked()
                 close_old_connections()
+                self.db_checked = True
                 if self.abandoned or lease.timed_out:
                     return
                 w.fail(lease, job, exc)
                 return
             duration = time.monotonic() - started
+            w.exit_if_forked()
             close_old_connections()
+            self.db_checked = True
             if self.abandoned or lease.timed_out:
                 logger.warning("job %s finished after its time limit; its result is discarded", lease.id)
                 return
             lease.settling = True
+            lease.limit_at = float("inf")  # finished: only its ack is left, no time limit applies
             self.acks[lease.queue.name].append((lease, (job, result), duration))
             if self.ack_since is None:
                 self.ack_since = time.monotonic()
@@ -345,6 +399,8 @@ class Worker:
         self._running = 0
         self.processed = 0
         self.failed = 0
+        self.errors = 0
+        self.pid = os.getpid()
         self._slots: list[Slot] = []
         self._slot_numbers = itertools.count(1)
         self._last_promote = 0.0
@@ -503,8 +559,19 @@ class Worker:
         if not result or result[0] == 0:
             self.on_lease_lost(lease, "start")
             return False
+        if result[0] < 0:
+            # It waited in the buffer until its lease cannot be extended any more:
+            # give it back unstarted (uncharged) rather than run it unprotected.
+            self.release([lease], refund=True)
+            return False
         lease.extended_at = time.monotonic()
         return True
+
+    def exit_if_forked(self) -> None:
+        """A task that forked and returned (or raised) in the child: the child must not
+        go on as a second, unsupervised worker with this one's leases."""
+        if os.getpid() != self.pid:
+            os._exit(0)
 
     def wait_redis(self, backoff: Backoff, exc: BaseException) -> bool:
         """Sleep before retrying a Redis call; False when the worker must give up (forced stop)."""
@@ -567,7 +634,7 @@ class Worker:
 
     def _job_of(self, lease: Lease) -> Job:
         try:
-            job = jobmod.decode(lease.envelope, lease.id)
+            job = jobmod.decode(lease.envelope, lease.id, lease.queue.name)
         except InvalidEnvelope:
             job = Job(id=lease.id, task="", queue=lease.queue.name)
         job.attempts = lease.attempt
@@ -597,7 +664,7 @@ class Worker:
         elif timed_out:
             reason = f"timed out: still running at its time limit (attempt {lease.attempt})"
         else:
-            reason = f"failed {lease.attempt} time(s); last error {type(exc).__name__}: {exc}"[:2000]
+            reason = f"failed {lease.attempt} time(s); last error {type(exc).__name__}: {describe(exc)}"[:2000]
         record = _error_record(lease.attempt, exc)
         reply = self._with_retry(lambda: lease.queue._fail(lease.id, lease.token, record, int(delay * 1000), reason))
         self.forget(lease)
@@ -613,7 +680,7 @@ class Worker:
         if outcome == "retry":
             job.state = "scheduled"
             logger.warning("failed %s %s attempt=%d/%d: %s: %s; retrying in %.1fs", job.id, job.task,
-                           lease.attempt, max_attempts, type(exc).__name__, exc, delay)
+                           lease.attempt, max_attempts, type(exc).__name__, describe(exc), delay)
             signals.send(signals.job_retrying, sender=Worker, queue=job.queue, job=job, worker=self.name,
                          exception=exc, delay=delay)
         else:
@@ -697,6 +764,10 @@ class Worker:
                     if lease.settling:
                         continue  # acked/failed meanwhile: that call reports the outcome
                     self.on_lease_lost(lease, "extend")  # a buffered one is skipped by its slot
+                elif lease.settling:
+                    continue  # finished, its ack is on the way: nothing to stop
+                elif not lease.started:
+                    self.release([lease], refund=True)  # waited too long in a buffer: hand back
                 else:
                     self._time_limit_reached(lease)
 
@@ -706,21 +777,32 @@ class Worker:
         exc = TimeoutError(f"job {lease.id} still running at its time limit")
         logger.error("job %s (%s) reached its time limit; failing it and freeing its slot", lease.id, job.task)
         slot = lease.slot
-        if lease.started and slot is not None and slot.current is lease:
-            slot.abandoned = True
         self.fail(lease, job, exc, timed_out=True)
+        if lease.started and slot is not None and slot.current is lease:
+            slot.surrender()
+
+
+def describe(exc: BaseException) -> str:
+    """``str(exc)``, even for an exception whose ``__str__`` itself raises."""
+    try:
+        return str(exc)
+    except Exception as inner:  # noqa: BLE001 - a task's own broken exception class
+        return f"<{type(exc).__name__}: str() raised {type(inner).__name__}>"
 
 
 def _error_record(attempt: int, exc: BaseException | None) -> str:
     if exc is None:
         return ""
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    try:
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    except Exception:  # noqa: BLE001 - the traceback of a broken exception class
+        tb = "".join(traceback.format_tb(exc.__traceback__)) + describe(exc)
     if len(tb) > MAX_TRACEBACK:
         tb = tb[:2000] + "\n...\n" + tb[-(MAX_TRACEBACK - 2010):]
     return json.dumps({
         "attempt": attempt,
         "at": round(time.time() * 1000),
         "type": type(exc).__name__,
-        "message": str(exc)[:4000],
+        "message": describe(exc)[:4000],
         "traceback": tb,
     })

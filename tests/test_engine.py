@@ -348,3 +348,14 @@ def test_requeue_only_from_leaves_a_job_that_moved_on_alone():
     assert fetch(q, worker="busy", acks=[(job.id, token2)], count=0)[0] == [1]
     with pytest.raises(ValueError, match="only_from"):
         q.requeue_many([job.id], only_from="pending")
+
+
+def test_the_envelope_names_no_queue_the_key_that_holds_it_does(client):
+    q = get_queue("other")
+    job = tasks.add.configure(queue="other").enqueue(1, 2)
+    assert "queue" not in json.loads(client.hget(q.keys.jobs, job.id))
+    assert q.get(job.id).queue == "other"
+    # An envelope that still names a queue (older, or written by hand) is read as stored.
+    q.scripts.enqueue(q._key_list, [1, "legacy1", json.dumps(
+        {"id": "legacy1", "task": "tests.testapp.tasks.add", "queue": "default", "args": [1, 1]}), 0])
+    assert q.get("legacy1").queue == "other"

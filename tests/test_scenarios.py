@@ -365,7 +365,7 @@ def malformed_cases() -> list[tuple[str, Any, bytes, str]]:
     env("unknown task", lambda i: _envelope(i, task="no.such.task"), "unknown task 'no.such.task'")
     env("args not a list", lambda i: _envelope(i, args={"a": 1}), "field 'args' must be a JSON array")
     env("kwargs not an object", lambda i: _envelope(i, kwargs=[1]), "field 'kwargs' must be a JSON object")
-    env("missing queue", lambda i: _envelope(i, queue=...), "field 'queue' is missing")
+    env("queue not a string", lambda i: _envelope(i, queue=["default"]), "field 'queue' must be a string")
     env("enqueued_at not a number", lambda i: _envelope(i, enqueued_at="yesterday"), "'enqueued_at' must be")
     env("max_attempts zero", lambda i: _envelope(i, max_attempts=0), "'max_attempts' must be a positive")
     env("max_attempts a string", lambda i: _envelope(i, max_attempts="5"), "'max_attempts' must be a positive")

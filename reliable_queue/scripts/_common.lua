@@ -12,6 +12,27 @@ local K_SCHEDULED, K_DEAD, K_JOBS, K_ERRORS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local K_REASONS, K_WAKE, K_SEQ, K_WORKERS = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 local K_JANITORS, K_COUNTERS = KEYS[13], KEYS[14]
 
+-- Refuse to run when a key of this queue holds the wrong type (something else
+-- wrote it). Redis does not undo a script's earlier writes when a later command
+-- fails, so every script that moves a job checks first and writes nothing.
+local EXPECTED = {
+  [K_PENDING] = 'list', [K_INFLIGHT] = 'zset', [K_LEASES] = 'hash', [K_ATTEMPTS] = 'hash',
+  [K_SCHEDULED] = 'zset', [K_DEAD] = 'zset', [K_JOBS] = 'hash', [K_ERRORS] = 'hash',
+  [K_REASONS] = 'hash', [K_WAKE] = 'list', [K_SEQ] = 'string', [K_WORKERS] = 'zset',
+  [K_JANITORS] = 'zset', [K_COUNTERS] = 'hash',
+}
+local function check_types(...)
+  for _, key in ipairs({...}) do
+    local t = redis.call('TYPE', key)['ok']
+    if t ~= 'none' and t ~= EXPECTED[key] then
+      return redis.error_reply('WRONGTYPE reliable_queue: key ' .. key .. ' holds a ' .. t .. ', not a ' ..
+        EXPECTED[key] .. '; something other than this queue wrote it. Rename or delete that key ' ..
+        '(its contents are not jobs of this queue) and the queue will work again.')
+    end
+  end
+  return nil
+end
+
 -- The Redis server's clock in milliseconds: the one clock all deadlines use.
 local function now_ms()
   local t = redis.call('TIME')

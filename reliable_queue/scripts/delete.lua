@@ -4,6 +4,8 @@
 -- Returns: per id the state it was removed from, or 'missing'.
 -- Invariant: the job leaves its state and all its data in one step. A pending job
 -- costs an LREM that stops at its first match (explicit, rare action).
+local type_error = check_types(K_DEAD, K_INFLIGHT, K_SCHEDULED, K_PENDING, K_JOBS, K_ATTEMPTS, K_ERRORS, K_REASONS, K_LEASES)
+if type_error then return type_error end
 local out = {}
 for i = 1, #ARGV do
   local id = ARGV[i]

@@ -4,6 +4,8 @@
 -- Returns: the ids that were NOT accepted because a live job already has that id.
 -- Invariant: an id is stored (HSETNX) and placed in exactly one state in the same
 -- atomic step, and a live job is never overwritten by another with the same id.
+local type_error = check_types(K_JOBS, K_PENDING, K_SCHEDULED, K_WAKE)
+if type_error then return type_error end
 local count = tonumber(ARGV[1])
 local refused, ready = {}, {}
 local now = nil

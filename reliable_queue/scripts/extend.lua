@@ -5,6 +5,8 @@
 --          is gone), -1 when the job reached its time limit (not extended).
 -- Invariants: only the lease holder extends (fencing); no lease is extended past
 -- started + time limit, so a hung job cannot hide behind a healthy heartbeat.
+local type_error = check_types(K_INFLIGHT, K_LEASES, K_WORKERS)
+if type_error then return type_error end
 local worker, count = ARGV[1], tonumber(ARGV[2])
 local now = now_ms()
 local out = {}

@@ -6,6 +6,8 @@
 -- Invariants: only the holder of the current lease can fail a job (fencing); the
 -- job leaves inflight and enters scheduled or dead in the same atomic step; the
 -- error history and attempt count travel with it.
+local type_error = check_types(K_INFLIGHT, K_LEASES, K_ATTEMPTS, K_SCHEDULED, K_DEAD, K_REASONS, K_ERRORS, K_COUNTERS, K_JOBS)
+if type_error then return type_error end
 local id, token, record = ARGV[1], ARGV[2], ARGV[3]
 local delay, reason = tonumber(ARGV[4]), ARGV[5]
 local held = redis.call('HGET', K_LEASES, id)

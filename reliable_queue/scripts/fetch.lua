@@ -15,19 +15,22 @@
 -- one attempt and records a lease in the same atomic step; anything that cannot
 -- be leased (no envelope, not JSON, too large) goes to dead with a reason; a
 -- stray copy of an id already in flight, scheduled or dead is dropped.
+local type_error = check_types(K_PENDING, K_INFLIGHT, K_LEASES, K_ATTEMPTS, K_JOBS, K_ERRORS, K_DEAD, K_REASONS, K_SEQ, K_COUNTERS, K_WORKERS, K_WAKE)
+if type_error then return type_error end
 local worker = ARGV[1]
 local ack_count = tonumber(ARGV[2])
 local pos = 3
 local acks = {}
-local done = 0
+local done = {}
 for _ = 1, ack_count do
   local id, token = ARGV[pos], ARGV[pos + 1]
   pos = pos + 2
   local held = redis.call('HGET', K_LEASES, id)
   if held and parse_lease(held) == token then
-    redis.call('ZREM', K_INFLIGHT, id)
-    forget(id)
-    done = done + 1
+    -- The lease goes at once (a repeated ack in this call then finds none); the
+    -- rest of the job's data goes below, in one command per structure.
+    redis.call('HDEL', K_LEASES, id)
+    done[#done + 1] = id
     acks[#acks + 1] = 1
   elseif redis.call('HEXISTS', K_JOBS, id) == 1 then
     acks[#acks + 1] = 0
@@ -35,8 +38,15 @@ for _ = 1, ack_count do
     acks[#acks + 1] = 2
   end
 end
-if done > 0 then
-  redis.call('HINCRBY', K_COUNTERS, 'done', done)
+for first = 1, #done, 500 do
+  local chunk = {unpack(done, first, math.min(first + 499, #done))}
+  redis.call('ZREM', K_INFLIGHT, unpack(chunk))
+  redis.call('HDEL', K_JOBS, unpack(chunk))
+  redis.call('HDEL', K_ATTEMPTS, unpack(chunk))
+  redis.call('HDEL', K_ERRORS, unpack(chunk))
+end
+if #done > 0 then
+  redis.call('HINCRBY', K_COUNTERS, 'done', #done)
 end
 
 local fetch_count = tonumber(ARGV[pos])
@@ -87,14 +97,26 @@ if fetch_count > 0 then
           limit = (limit and limit > 0) and math.floor(limit * 1000) or default_limit
           local max_attempts = tonumber(job.max_attempts)
           max_attempts = (max_attempts and max_attempts >= 1) and math.floor(max_attempts) or default_max
+          vt = math.max(vt, 100)  -- a lease shorter than 0.1 s could not be kept alive
           local attempt = redis.call('HINCRBY', K_ATTEMPTS, id, 1)
-          local token = tostring(redis.call('INCR', K_SEQ))
-          local hard = now + limit
-          local deadline = math.min(now + vt, hard)
-          redis.call('ZADD', K_INFLIGHT, deadline, id)
-          redis.call('HSET', K_LEASES, id,
-            token .. '|' .. worker .. '|' .. now .. '|' .. hard .. '|' .. max_attempts)
-          leased[#leased + 1] = {id, token, envelope, attempt, vt, limit}
+          if attempt > max_attempts then
+            -- Its budget was spent before (e.g. requeued without a reset): never loop.
+            local reason = 'attempts exhausted: ' .. (attempt - 1) .. ' deliveries of at most ' .. max_attempts
+            redis.call('HINCRBY', K_ATTEMPTS, id, -1)
+            bury(id, reason, now)
+            buried[#buried + 1] = {id, reason}
+          else
+            local token = tostring(redis.call('INCR', K_SEQ))
+            -- The slot runs its batch one job after another, each stopped at its time
+            -- limit, so the n-th job starts within (n-1) limits: its lease may live
+            -- that much longer. The worker enforces the limit from the job's start.
+            local hard = now + limit * (#leased + 1)
+            local deadline = math.min(now + vt, hard)
+            redis.call('ZADD', K_INFLIGHT, deadline, id)
+            redis.call('HSET', K_LEASES, id,
+              token .. '|' .. worker .. '|' .. now .. '|' .. hard .. '|' .. max_attempts)
+            leased[#leased + 1] = {id, token, envelope, attempt, vt, limit}
+          end
         end
       end
     end

@@ -3,6 +3,8 @@
 -- ARGV: state ('pending', 'scheduled' or 'dead'), limit.
 -- Returns: the number of jobs deleted.
 -- Invariant: bounded work per call; in-flight jobs are never purged in bulk.
+local type_error = check_types(K_PENDING, K_SCHEDULED, K_DEAD, K_JOBS, K_ATTEMPTS, K_ERRORS, K_REASONS, K_LEASES)
+if type_error then return type_error end
 local state, limit = ARGV[1], tonumber(ARGV[2])
 local ids
 if state == 'pending' then

@@ -6,12 +6,14 @@
 -- clock are touched, inside this one script, so any number of janitors requeue a
 -- job once per expiry; the attempt charged at pickup stays, so a job that keeps
 -- killing its worker ends in dead ("worker lost") instead of looping forever.
+local type_error = check_types(K_PENDING, K_INFLIGHT, K_LEASES, K_ATTEMPTS, K_JOBS, K_ERRORS, K_DEAD, K_REASONS, K_COUNTERS, K_WAKE, K_JANITORS, K_WORKERS)
+if type_error then return type_error end
 local name, limit, default_max = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = now_ms()
 local ids = redis.call('ZRANGEBYSCORE', K_INFLIGHT, '-inf', now, 'LIMIT', 0, limit)
 local out, requeued = {}, 0
 for _, id in ipairs(ids) do
-  local _, worker, started, hard, max_attempts = parse_lease(redis.call('HGET', K_LEASES, id))
+  local _, worker, _, hard, max_attempts = parse_lease(redis.call('HGET', K_LEASES, id))
   redis.call('ZREM', K_INFLIGHT, id)
   redis.call('HDEL', K_LEASES, id)
   local attempt = tonumber(redis.call('HGET', K_ATTEMPTS, id) or '0')
@@ -22,7 +24,7 @@ for _, id in ipairs(ids) do
     local kind, reason
     if hard and now >= hard then
       kind = 'TimeLimitExceeded'
-      reason = 'timed out: still running at its time limit of ' .. math.floor((hard - started) / 1000) .. 's'
+      reason = 'timed out: still running when its time limit ran out (the lease cannot be extended past it)'
     else
       kind = 'WorkerLost'
       reason = 'worker lost: lease expired without an ack'

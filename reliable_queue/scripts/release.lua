@@ -5,18 +5,20 @@
 -- Returns: per job 1 = released, 0 = lease lost, 2 = gone.
 -- Invariant: a job leaves inflight and re-enters pending in the same step, only
 -- while the caller holds its lease, so nobody waits out a visibility timeout.
+local type_error = check_types(K_PENDING, K_INFLIGHT, K_LEASES, K_ATTEMPTS, K_JOBS, K_WAKE)
+if type_error then return type_error end
 local count = tonumber(ARGV[1])
 local out, released = {}, 0
 for i = 0, count - 1 do
   local id, token, refund = ARGV[2 + i * 3], ARGV[3 + i * 3], ARGV[4 + i * 3]
   local held = redis.call('HGET', K_LEASES, id)
   if held and parse_lease(held) == token then
+    redis.call('LPUSH', K_PENDING, id)
     redis.call('ZREM', K_INFLIGHT, id)
     redis.call('HDEL', K_LEASES, id)
     if refund == '1' and redis.call('HINCRBY', K_ATTEMPTS, id, -1) <= 0 then
       redis.call('HDEL', K_ATTEMPTS, id)
     end
-    redis.call('LPUSH', K_PENDING, id)
     released = released + 1
     out[#out + 1] = 1
   elseif redis.call('HEXISTS', K_JOBS, id) == 1 then

@@ -10,6 +10,8 @@
 -- job already pending is never pushed twice; its id, envelope and error history
 -- are kept. A forced requeue of an in-flight job voids the running lease. With
 -- only_from, a job that moved on since the caller looked is never touched.
+local type_error = check_types(K_JOBS, K_DEAD, K_INFLIGHT, K_SCHEDULED, K_PENDING, K_REASONS, K_LEASES, K_ATTEMPTS, K_WAKE)
+if type_error then return type_error end
 local reset, only = ARGV[1] == '1', ARGV[2]
 local out, moved = {}, 0
 for i = 3, #ARGV do
