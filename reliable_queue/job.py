@@ -2,17 +2,19 @@
 
 The envelope is a JSON object (never pickle)::
 
-    {"id": "...", "task": "app.tasks.send", "args": [...], "kwargs": {...},
+    {"task": "app.tasks.send", "args": [...], "kwargs": {...},
      "enqueued_at": 1764790000.123,
      "max_attempts": 5, "visibility_timeout": 30, "time_limit": 1800}
 
 ``kwargs`` is left out when empty and the three limits when they equal the
 queue's defaults (the scripts fall back to the queue's values), which keeps a
-small job small in Redis. The queue is not repeated inside: it is the queue
-whose ``jobs`` hash holds the envelope (an older or hand-written ``"queue"``
-field is accepted and ignored in favour of where the job is stored). The
-envelope never changes after enqueue; the attempt count, lease, error history
-and dead-letter reason live beside it (see keys.py).
+small job small in Redis. Neither the id nor the queue is repeated inside: the
+envelope is stored in the queue's ``jobs`` hash under the job's id, and that is
+where both are read from. An older or hand-written envelope may still carry
+them: an ``"id"`` must then match the field it is stored under (a mismatch is a
+malformed entry), and a ``"queue"`` is ignored in favour of where the job is
+stored. The envelope never changes after enqueue; the attempt count, lease,
+error history and dead-letter reason live beside it (see keys.py).
 """
 
 from __future__ import annotations
@@ -91,8 +93,10 @@ class Job:
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.task} queue={self.queue} state={self.state} attempts={self.attempts}>"
 
-    def to_envelope(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"id": self.id, "task": self.task, "args": self.args}
+    def to_envelope(self, with_id: bool = True) -> dict[str, Any]:
+        """The envelope as a dict; ``with_id=False`` is the stored form (the id is the hash field)."""
+        data: dict[str, Any] = {"id": self.id} if with_id else {}
+        data.update(task=self.task, args=self.args)
         if self.kwargs:
             data["kwargs"] = self.kwargs
         data["enqueued_at"] = round(self.enqueued_at.timestamp(), 3) if self.enqueued_at else None
@@ -106,7 +110,7 @@ class Job:
 def encode(job: Job, max_bytes: int) -> str:
     """The envelope text of ``job``; raises :class:`SerializationError` if it can't be."""
     try:
-        text = json.dumps(job.to_envelope(), cls=DjangoJSONEncoder, separators=(",", ":"),
+        text = json.dumps(job.to_envelope(with_id=False), cls=DjangoJSONEncoder, separators=(",", ":"),
                           ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError, RecursionError) as exc:
         raise SerializationError(
@@ -136,8 +140,9 @@ def _number(data: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> A
 def decode(raw: bytes | str, job_id: str | None = None, queue: str | None = None) -> Job:
     """A :class:`Job` from stored envelope text; raises :class:`InvalidEnvelope` saying why not.
 
-    ``job_id`` and ``queue`` say where the envelope is stored: the id must match,
-    and the queue is taken from there.
+    ``job_id`` and ``queue`` say where the envelope is stored: the id and the
+    queue are taken from there (an ``"id"`` inside must match it). Without
+    ``job_id`` the envelope must carry its id.
     """
     if isinstance(raw, bytes):
         try:
@@ -152,7 +157,7 @@ def decode(raw: bytes | str, job_id: str | None = None, queue: str | None = None
         raise InvalidEnvelope(f"envelope is not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise InvalidEnvelope(f"envelope is JSON {type(data).__name__}, not an object")
-    stored_id = data.get("id")
+    stored_id = data.get("id", job_id)
     if not isinstance(stored_id, str) or not is_valid_id(stored_id):
         raise InvalidEnvelope(f"field 'id' is missing or not a valid job id: {stored_id!r:.80}")
     if job_id is not None and stored_id != job_id:

@@ -198,8 +198,7 @@ class Queue:
         if envelope is None:
             return Job(id=jid, task="", queue=self.name, state=state, raw=None)
         try:
-            job = jobmod.decode(envelope, queue=self.name)
-            job.id = jid
+            job = jobmod.decode(envelope, jid, self.name)
         except Exception as exc:  # shown to operators, never run
             job = Job(id=jid, task="", queue=self.name, raw=_text(envelope))
             job.errors = [{"type": "InvalidEnvelope", "message": str(exc)}]

@@ -113,8 +113,15 @@ class QueueMachine(RuleBasedStateMachine):
     def pickup(self, k: int) -> None:
         pending = set(self.ids("pending"))
         _, leased, buried = self.q._fetch("model-worker", [], k)
-        assert buried == []
-        assert len(leased) == min(k, len(pending))
+        assert len(leased) + len(buried) == min(k, len(pending))
+        # A job whose budget is already spent (handed back charged after its last
+        # attempt) is dead-lettered at pickup instead of being run once more.
+        for job_id, reason in buried:
+            job_id = job_id.decode()
+            assert job_id in pending and reason.decode().startswith("attempts exhausted")
+            assert self.jobs[job_id].attempts >= MAX_ATTEMPTS
+            pending.discard(job_id)
+            self.jobs[job_id].state = "dead"
         for job_id, token, _envelope, attempt, _visibility_ms, _limit_ms in leased:
             job_id = job_id.decode()
             assert job_id in pending

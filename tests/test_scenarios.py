@@ -358,7 +358,7 @@ def malformed_cases() -> list[tuple[str, Any, bytes, str]]:
     env("JSON string", '"a string"', "not a JSON object")
     env("JSON number", "42", "not a JSON object")
     env("JSON null", "null", "not a JSON object")
-    env("missing id", lambda i: _envelope(i, id=...), "field 'id' is missing")
+    env("id that is not a string", lambda i: _envelope(i, id=12345), "not a valid job id")
     env("id that does not match its key", lambda i: _envelope("someone-else"), "does not match")
     env("missing task", lambda i: _envelope(i, task=...), "field 'task' is missing")
     env("task not a string", lambda i: _envelope(i, task=123), "field 'task' is missing or not a string")
@@ -399,9 +399,8 @@ def test_malformed_entries_are_dead_lettered_with_a_reason_and_the_jobs_around_t
     dead = {j.id: j for j in q.dead(0, 100)}
     assert len(dead) == len(cases)
     # Entries that are not ids are kept under a fresh id, the raw entry stored for inspection.
-    kept = sorted(j.raw for j in dead.values() if j.dead_reason.startswith("malformed entry"))
-    assert kept == sorted(e.decode("utf-8", "replace") for _k, env, e, _r in cases
-                          if env is None and e != b"ghost-id")
+    kept = sorted(client.hget(q.keys.jobs, j.id) for j in dead.values() if j.dead_reason.startswith("malformed entry"))
+    assert kept == sorted(e for _k, env, e, _r in cases if env is None and e != b"ghost-id")
     for kind, envelope, entry, reason in cases:
         if envelope is None and entry != b"ghost-id":
             assert reason in "malformed entry in the pending list", kind
