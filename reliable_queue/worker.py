@@ -215,7 +215,10 @@ class Slot(threading.Thread):
             want -= len(leased) + buried
             self.buffer.extend(leased)
         if not progressed and not w.stopping.is_set():
-            w.promote_due()
+            # Due retries and delayed jobs become pending here too (not only in the
+            # janitor): when some did, look again at once, so --burst does not exit
+            # with work that is due.
+            progressed = w.promote_due() > 0
         return progressed
 
     def _queue_refused(self, queue: Queue, exc: redis.ResponseError) -> None:
@@ -591,17 +594,22 @@ class Worker:
                 if not self.wait_redis(backoff, exc):
                     return None
 
-    def promote_due(self) -> None:
-        """Move due scheduled jobs to pending (the janitor does it too; both are safe)."""
+    def promote_due(self) -> int:
+        """Move due scheduled jobs to pending (the janitor does it too; both are safe).
+
+        At most once per ``block_timeout``; returns how many jobs became pending.
+        """
         now = time.monotonic()
         if now - self._last_promote < self.block_timeout:
-            return
+            return 0
         self._last_promote = now
+        promoted = 0
         for queue in self.queues:
             try:
-                queue._promote()
+                promoted += len(queue._promote())
             except REDIS_DOWN:
-                return
+                break
+        return promoted
 
     # Outcomes --------------------------------------------------------------------------
 

@@ -25,6 +25,20 @@ def test_worker_runs_jobs_and_acks_them():
     assert q.stats()["done"] == 20
 
 
+def test_burst_runs_delayed_jobs_that_are_due_before_it_exits():
+    due = [tasks.add.enqueue_in(0.2, i, 0) for i in range(3)]
+    later = tasks.add.enqueue_in(3600, 100, 0)
+    q = get_queue()
+    assert q.stats()["scheduled"] == 4
+    time.sleep(0.3)  # the first three are due now, on the server's clock
+    Worker(burst=True).run(install_signals=False)
+    assert sorted(r[1] for r in records("add")) == [0, 1, 2]
+    assert all(q.get(j.id) is None for j in due)
+    stats = q.stats()
+    assert (stats["pending"], stats["scheduled"]) == (0, 1)
+    assert q.get(later.id).state == "scheduled"
+
+
 def test_a_raising_receiver_is_logged_and_the_job_still_acked(caplog):
     def boom(**kwargs):
         raise RuntimeError("receiver bug")
