@@ -486,6 +486,18 @@ def test_an_id_that_collides_with_a_live_job_is_refused_and_changes_nothing(clie
     assert client.lrange(q.keys.pending, 0, -1) == [live.id.encode()]
 
 
+def test_an_enqueue_repeated_after_a_lost_reply_places_the_job_once(client):
+    """A client that retries an enqueue whose reply was lost sends the same id and
+    envelope again: that is the job it already has, not a clash, and not a second copy."""
+    q = get_queue()
+    job = Job(id="retry-me", task="tests.testapp.tasks.add", queue="default", args=[1, 2])
+    text = encode(job, 1 << 20)
+    q._write([(job, text, 0)])
+    q._write([(job, text, 0)])  # no error: the same job
+    assert client.lrange(q.keys.pending, 0, -1) == [b"retry-me"]
+    assert q.stats()["pending"] == 1
+
+
 # ------------------------------------------------------------ found by the torture run
 
 

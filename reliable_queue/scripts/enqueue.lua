@@ -4,6 +4,8 @@
 -- Returns: the ids that were NOT accepted because a live job already has that id.
 -- Invariant: an id is stored (HSETNX) and placed in exactly one state in the same
 -- atomic step, and a live job is never overwritten by another with the same id.
+-- A call repeated with the same id and envelope (a retry after a lost reply) is
+-- accepted without placing the job a second time.
 local type_error = check_types(K_JOBS, K_PENDING, K_SCHEDULED, K_WAKE)
 if type_error then return type_error end
 local count = tonumber(ARGV[1])
@@ -18,7 +20,7 @@ for i = 0, count - 1 do
     else
       ready[#ready + 1] = id
     end
-  else
+  elseif redis.call('HGET', K_JOBS, id) ~= envelope then
     refused[#refused + 1] = id
   end
 end
