@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Generic, ParamSpec, TypeVar
 
+from django.utils import timezone as django_timezone
+
 from .exceptions import TaskNotFound
 
 P = ParamSpec("P")
@@ -78,9 +80,13 @@ class Task(Generic[P, R]):
         return self._queue().enqueue_task(self, args, kwargs, delay=seconds)
 
     def enqueue_at(self, when: datetime, *args: P.args, **kwargs: P.kwargs) -> Any:
-        """Enqueue a run due at ``when`` (an aware datetime; naive means UTC)."""
+        """Enqueue a run due at ``when``.
+
+        An aware datetime is taken as it is. A naive one is read in the current
+        Django time zone, as Django reads naive datetimes (``timezone.make_aware``).
+        """
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
+            when = django_timezone.make_aware(when)
         seconds = (when - datetime.now(timezone.utc)).total_seconds()
         return self._queue().enqueue_task(self, args, kwargs, delay=seconds)
 

@@ -6,17 +6,19 @@ workers and a janitor against each other with exact control of who holds what.
 
 from __future__ import annotations
 
+import datetime
 import json
 import threading
 import time
+import zoneinfo
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from reliable_queue import SerializationError, TaskNotFound, get_queue, task
 from reliable_queue.exceptions import JobNotFound, QueueNotFound
 from reliable_queue.janitor import Janitor
-from tests.helpers import wait_until
 from tests.testapp import tasks
 
 
@@ -88,7 +90,6 @@ def test_unknown_queue_and_unknown_task_raise_and_write_nothing(client, rq_prefi
 
 
 def test_django_types_are_encoded_as_json_strings():
-    import datetime
     import decimal
     import uuid
 
@@ -107,6 +108,20 @@ def test_enqueue_in_schedules_and_promote_moves_when_due():
     time.sleep(0.25)
     assert [i.decode() for i in q._promote()] == [job.id]
     assert q.get(job.id).state == "pending"
+
+
+def test_enqueue_at_reads_a_naive_datetime_in_the_current_time_zone():
+    q = get_queue()
+    zone = zoneinfo.ZoneInfo("Asia/Tokyo")  # UTC+9, no daylight saving
+    when = datetime.datetime.now(zone).replace(tzinfo=None, microsecond=0) + datetime.timedelta(hours=1)
+    with timezone.override(zone):
+        job = tasks.add.enqueue_at(when, 1, 2)
+    due = q.get(job.id).scheduled_for
+    expected = when.replace(tzinfo=zone)
+    assert abs((due - expected).total_seconds()) < 5, (due, expected)
+    aware = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=2)
+    due = q.get(tasks.add.enqueue_at(aware, 1, 2).id).scheduled_for
+    assert abs((due - aware).total_seconds()) < 5
 
 
 def test_enqueue_many_keeps_order(client):
