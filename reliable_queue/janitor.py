@@ -134,4 +134,13 @@ class Janitor:
             if on_pass is not None:
                 on_pass(results)
             self.stopping.wait(self.interval)
+        self._deregister()
         logger.info("janitor %s stopped", self.name)
+
+    def _deregister(self) -> None:
+        """A clean stop takes this janitor off the queues' lists of live janitors."""
+        try:
+            for queue in self.queues:
+                queue.client.zrem(queue.keys.janitors, self.name)
+        except REDIS_DOWN:
+            pass  # it ages out of the list instead

@@ -448,7 +448,7 @@ class Worker:
             self._shutdown()
             self._heartbeat_stop = True
             self._deregister()
-        logger.info("worker %s stopped: processed=%d failed=%d", self.name, self.processed, self.failed)
+        logger.info("worker %s stopped: succeeded=%d failed=%d", self.name, self.processed, self.failed)
 
     def _deregister(self) -> None:
         """A clean stop takes this worker off the queues' lists of live workers."""

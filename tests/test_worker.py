@@ -279,3 +279,9 @@ def test_a_clean_stop_takes_the_worker_off_the_live_list():
         wait_until(lambda: "leaving" in get_queue().stats()["workers"])
     assert not w.force.is_set()
     assert "leaving" not in get_queue().stats()["workers"]
+
+
+def test_a_clean_stop_takes_the_janitor_off_the_live_list():
+    with RunningJanitor(name="sweeper", interval=0.05):
+        wait_until(lambda: "sweeper" in get_queue().stats()["janitors"])
+    assert "sweeper" not in get_queue().stats()["janitors"]

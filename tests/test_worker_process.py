@@ -148,7 +148,7 @@ def test_a_job_that_kills_its_worker_ends_dead_as_worker_lost(manage):
 def test_default_verbosity_says_start_and_stop_and_v2_adds_a_line_per_job(manage):
     tasks.add.enqueue(1, 2)
     code, out = finish(manage("runworker", "--burst"))
-    assert code == 0 and "started: queues=default,other,short" in out and "stopped: processed=1" in out
+    assert code == 0 and "started: queues=default,other,short" in out and "stopped: succeeded=1 failed=0" in out
     assert "done " not in out
     tasks.add.enqueue(3, 4)
     code, out = finish(manage("runworker", "--burst", "-v", "2"))
