@@ -40,7 +40,7 @@ Options (each also read from an environment variable, for ``make demo``):
   --crashes N      DEMO_CRASHES         jobs that kill their worker once (default 10)
   --timeout S      DEMO_TIMEOUT         give up after S seconds (default 100)
   --seed N         DEMO_SEED            random seed (default: random, printed)
-  DEMO_NO_DEFAULT_REDIS=1               do not look on 127.0.0.1:6379; with
+  RQ_PRIVATE_REDIS=1                    do not look on 127.0.0.1:6379; with
                                         REDIS_URL unset, start a redis-server
 """
 
@@ -74,10 +74,6 @@ def log(message: str) -> None:
 def env_int(name: str, default: int) -> int:
     value = os.environ.get(name, "").strip()
     return int(value) if value else default
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -388,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     install_stop_handlers()
     from reliable_queue.embedded import find_or_start_redis
 
-    handle = find_or_start_redis(try_default=not env_flag("DEMO_NO_DEFAULT_REDIS"))
+    handle = find_or_start_redis()
     log(f"redis: {handle.description}")
     prefix = f"rqdemo-{secrets.token_hex(4)}"
     workdir = Path(tempfile.mkdtemp(prefix="rqdemo-"))

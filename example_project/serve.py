@@ -3,7 +3,7 @@
 
 1. Finds a Redis as the demo does (``$REDIS_URL``, else 127.0.0.1:6379, else a
    private redis-server started now and stopped when this script ends; set
-   ``DEMO_NO_DEFAULT_REDIS=1`` to skip 127.0.0.1:6379).
+   ``RQ_PRIVATE_REDIS=1`` to skip 127.0.0.1:6379).
 2. Migrates ``example_project/db.sqlite3`` (kept between runs; gitignored) and
    creates the superuser ``admin`` with password ``admin`` if it is missing.
 3. Enqueues a few jobs under the stable key prefix ``rqdemo`` (``$RQDEMO_PREFIX``),
@@ -34,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from demo import Stop, env_flag, ignore_stop_signals, install_stop_handlers, log, stdlib_files, stdlib_root  # noqa: E402
+from demo import Stop, ignore_stop_signals, install_stop_handlers, log, stdlib_files, stdlib_root  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     install_stop_handlers()
     from reliable_queue.embedded import find_or_start_redis
 
-    handle = find_or_start_redis(try_default=not env_flag("DEMO_NO_DEFAULT_REDIS"))
+    handle = find_or_start_redis()
     log(f"redis: {handle.description}")
     os.environ.update({
         "REDIS_URL": handle.url,

@@ -197,7 +197,7 @@ def find_problems(raw: Any) -> list[Problem]:
         problems.append(Problem("reliable_queue.E010",
                                 f"{SETTING_NAME}['BLOCK_TIMEOUT'] ({block}s) must be at least 1 second shorter than SOCKET_TIMEOUT ({sock}s): "
                                 "an idle worker's blocking read would otherwise end in a socket timeout.",
-                                f"Set BLOCK_TIMEOUT to {max(min(sock / 2, 5.0), 0.1):g} or raise SOCKET_TIMEOUT above {block + 1:g}."))
+                                f"Set BLOCK_TIMEOUT to {max(min(sock / 2, 5.0), 0.1):g} or raise SOCKET_TIMEOUT to at least {block + 1:g}."))
     _check_queue_options(f"{SETTING_NAME}['DEFAULTS']", raw.get("DEFAULTS", {}), problems)
     queues = raw.get("QUEUES", DEFAULTS["QUEUES"])
     if not isinstance(queues, dict) or not queues:

