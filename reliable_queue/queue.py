@@ -464,10 +464,11 @@ class Queue:
             args += [job_id, token, "1" if refund else "0"]
         return [int(r) for r in self.scripts.release(self._key_list, args)]
 
-    def _extend(self, worker: str, items: Sequence[tuple[str, str, int]]) -> list[int]:
+    def _extend(self, worker: str, items: Sequence[tuple[str, str, int, int]]) -> list[int]:
+        """items: (id, token, visibility_ms, remaining_ms under the time limit, -1 if not started)."""
         args: list[Any] = [worker, len(items)]
-        for job_id, token, vt_ms in items:
-            args += [job_id, token, vt_ms]
+        for job_id, token, vt_ms, remaining_ms in items:
+            args += [job_id, token, vt_ms, remaining_ms]
         return [int(r) for r in self.scripts.extend(self._key_list, args)]
 
     def _recover(self, name: str, limit: int = BATCH) -> list[list[Any]]:

@@ -93,6 +93,12 @@ class Lease:
     settling: bool = False
     slot: Slot | None = None
 
+    def remaining_ms(self, now: float) -> int:
+        """Time left under its time limit (from its start), -1 while not running."""
+        if self.limit_at == float("inf"):
+            return -1
+        return max(0, int((self.limit_at - now) * 1000))
+
 
 class Backoff:
     """Capped exponential backoff with jitter for reconnecting to Redis."""
@@ -116,7 +122,10 @@ class Slot(threading.Thread):
         self.worker = worker
         self.buffer: collections.deque[Lease] = collections.deque()
         # Finished jobs waiting for their ack, per queue: (lease, result, duration).
+        # The heartbeat thread may send them while this slot is busy in a long job,
+        # so they are only touched under _acks_lock (see _add_ack, _take_acks).
         self.acks: dict[str, list[tuple[Lease, Any, float]]] = collections.defaultdict(list)
+        self._acks_lock = threading.Lock()
         # close_old_connections() ran after the last job and nothing waited since:
         # the next job need not run it again (as a request cycle: once between jobs).
         self.db_checked = False
@@ -188,7 +197,7 @@ class Slot(threading.Thread):
         unstarted = [lease for lease in self.buffer if not lease.lost and not lease.started]
         self.buffer.clear()
         if unstarted:
-            self.worker.release(unstarted, refund=True)
+            self.worker.release(unstarted)
 
     def _refill(self) -> bool:
         """Ack what is finished and lease up to ``prefetch`` jobs.
@@ -200,12 +209,13 @@ class Slot(threading.Thread):
         want = w.fetch_size()
         progressed = False
         for queue in w.queues:
-            acks = self.acks.get(queue.name)
+            acks = self._take_acks(queue.name)
             if want <= 0 and not acks:
                 continue
             try:
-                taken = self._call_fetch(queue, acks or [], max(want, 0))
+                taken = self._call_fetch(queue, acks, max(want, 0))
             except redis.ResponseError as exc:
+                self._return_acks(queue.name, acks)
                 self._queue_refused(queue, exc)
                 continue
             if taken is None:  # Redis down and we are stopping: give up for now
@@ -230,6 +240,7 @@ class Slot(threading.Thread):
 
     def _call_fetch(self, queue: Queue, acks: list[tuple[Lease, Any, float]],
                     count: int) -> tuple[list[Lease], int] | None:
+        """One fetch script call: send ``acks`` (taken with _take_acks) and lease ``count`` jobs."""
         w = self.worker
         while True:
             try:
@@ -239,9 +250,6 @@ class Slot(threading.Thread):
             except REDIS_DOWN as exc:
                 if not w.wait_redis(self.backoff, exc):
                     return None
-        self.acks.pop(queue.name, None)
-        if not any(self.acks.values()):
-            self.ack_since = None
         for (lease, result, duration), outcome in zip(acks, results):
             w.forget(lease)
             if outcome == 1:
@@ -280,16 +288,54 @@ class Slot(threading.Thread):
             except REDIS_DOWN:
                 pass
 
+    def _add_ack(self, lease: Lease, payload: Any, duration: float) -> None:
+        with self._acks_lock:
+            self.acks[lease.queue.name].append((lease, payload, duration))
+            first = self.ack_since is None
+            if first:
+                self.ack_since = time.monotonic()
+        if first:
+            self.worker.wake_heartbeat()  # it sends these if the next job runs long
+
+    def _take_acks(self, name: str) -> list[tuple[Lease, Any, float]]:
+        """Remove and return the acks waiting for queue ``name``: the caller sends them."""
+        with self._acks_lock:
+            acks = self.acks.pop(name, [])
+            if not any(self.acks.values()):
+                self.ack_since = None
+            return acks
+
+    def _return_acks(self, name: str, acks: list[tuple[Lease, Any, float]]) -> None:
+        """Put back acks that could not be sent (their queue's script was refused)."""
+        if acks:
+            with self._acks_lock:
+                self.acks[name][:0] = acks
+                if self.ack_since is None:
+                    self.ack_since = time.monotonic()
+
+    def acks_overdue(self, now: float) -> bool:
+        """Finished jobs have waited longer than ``ack_delay`` for their ack."""
+        since = self.ack_since
+        return since is not None and now - since > self.worker.ack_delay
+
     def _flush_acks_if_due(self) -> None:
         """Send waiting acks now unless a fetch is about to carry them anyway."""
-        if self.buffer and self.ack_since is not None and time.monotonic() - self.ack_since > self.worker.ack_delay:
+        if self.buffer and self.acks_overdue(time.monotonic()):
             self._flush_acks()
 
     def _flush_acks(self) -> None:
-        for name in list(self.acks):
-            acks = self.acks.get(name)
-            if acks:
+        """Send every waiting ack (called by this slot, or by the heartbeat while it is busy)."""
+        with self._acks_lock:
+            names = list(self.acks)
+        for name in names:
+            acks = self._take_acks(name)
+            if not acks:
+                continue
+            try:
                 self._call_fetch(acks[0][0].queue, acks, 0)
+            except redis.ResponseError:
+                self._return_acks(name, acks)
+                raise
 
     def _hand_back(self) -> None:
         """At exit: flush acks, return unstarted jobs uncharged."""
@@ -299,7 +345,7 @@ class Slot(threading.Thread):
         unstarted = [lease for lease in self.buffer if not lease.lost]
         self.buffer.clear()
         if unstarted and not w.force.is_set():
-            w.release(unstarted, refund=True)
+            w.release(unstarted)
 
     # Running one job ----------------------------------------------------------------
 
@@ -345,9 +391,7 @@ class Slot(threading.Thread):
                 return
             lease.settling = True
             lease.limit_at = float("inf")  # finished: only its ack is left, no time limit applies
-            self.acks[lease.queue.name].append((lease, (job, result), duration))
-            if self.ack_since is None:
-                self.ack_since = time.monotonic()
+            self._add_ack(lease, (job, result), duration)
         finally:
             self.current = None
             w.job_done()
@@ -499,18 +543,20 @@ class Worker:
     def _shutdown(self) -> None:
         deadline = time.monotonic() + self.shutdown_timeout
         for slot in self._slots:
-            while slot.is_alive() and not self.force.is_set() and time.monotonic() < deadline:
+            # An abandoned slot is stuck in a job that was already failed at its time
+            # limit: there is nothing to wait for.
+            while slot.is_alive() and not slot.abandoned and not self.force.is_set() and time.monotonic() < deadline:
                 slot.join(0.1)
         if self.force.is_set():
             return
-        # Whatever still runs gets handed back now (charged: it started).
+        # Whatever is still held goes back now: charged if it started, refunded if not.
         with self._lock:
             left = [lease for lease in self._held.values() if not lease.lost and not lease.timed_out]
         if left:
             logger.warning("shutdown timeout: handing back %d job(s) still held", len(left))
             for slot in self._slots:
                 slot.abandoned = True
-            self.release(left, refund=False)
+            self.release(left)
 
     # Bookkeeping shared by slots -----------------------------------------------------
 
@@ -542,6 +588,10 @@ class Worker:
             self._held[(lease.queue.name, lease.id)] = lease
         self._heartbeat_wake.set()
 
+    def wake_heartbeat(self) -> None:
+        """Make the heartbeat work out its next wake-up again (a new lease or waiting acks)."""
+        self._heartbeat_wake.set()
+
     def forget(self, lease: Lease) -> None:
         with self._lock:
             if self._held.get((lease.queue.name, lease.id)) is lease:
@@ -558,14 +608,14 @@ class Worker:
         """
         if not self.extend_leases or time.monotonic() - lease.extended_at < lease.vt_ms / 2000:
             return True
-        result = self._with_retry(lambda: lease.queue._extend(self.name, [(lease.id, lease.token, lease.vt_ms)]))
+        result = self._with_retry(lambda: lease.queue._extend(self.name, [(lease.id, lease.token, lease.vt_ms, -1)]))
         if not result or result[0] == 0:
             self.on_lease_lost(lease, "start")
             return False
         if result[0] < 0:
             # It waited in the buffer until its lease cannot be extended any more:
             # give it back unstarted (uncharged) rather than run it unprotected.
-            self.release([lease], refund=True)
+            self.release([lease])
             return False
         lease.extended_at = time.monotonic()
         return True
@@ -697,20 +747,24 @@ class Worker:
             signals.send(signals.job_dead_lettered, sender=Worker, queue=job.queue, job=job, worker=self.name,
                          exception=exc, reason=reason)
 
-    def release(self, leases: Sequence[Lease], refund: bool) -> None:
+    def release(self, leases: Sequence[Lease]) -> None:
+        """Hand leases back to the head of pending at once (no visibility timeout to wait
+        out). A job that never started gets the attempt charged at its pickup back."""
         by_queue: dict[str, list[Lease]] = collections.defaultdict(list)
         for lease in leases:
             lease.settling = True
             by_queue[lease.queue.name].append(lease)
         for items in by_queue.values():
             queue = items[0].queue
-            results = self._with_retry(lambda: queue._release([(x.id, x.token, refund) for x in items]))
+            results = self._with_retry(lambda: queue._release([(x.id, x.token, not x.started) for x in items]))
             for lease in items:
                 self.forget(lease)
             if results is None:
                 continue
-            logger.info("handed back %d job(s) to queue %s%s", sum(1 for r in results if r == 1), queue.name,
-                        " (unstarted, not charged)" if refund else "")
+            released = [x for x, r in zip(items, results) if r == 1]
+            unstarted = sum(1 for x in released if not x.started)
+            logger.info("handed back %d job(s) to queue %s (%d unstarted, not charged)", len(released), queue.name,
+                        unstarted)
 
     # Heartbeat ------------------------------------------------------------------------
 
@@ -741,6 +795,8 @@ class Worker:
         """Seconds to sleep: until the next lease is due (each job's own timeout), at most the ping interval."""
         now = time.monotonic()
         wake = self._last_ping + self.heartbeat_interval
+        for slot in self._busy_slots_with_acks():
+            wake = min(wake, (slot.ack_since or now) + self.ack_delay)
         if self.extend_leases:
             with self._lock:
                 for lease in self._held.values():
@@ -748,8 +804,16 @@ class Worker:
                         wake = min(wake, self._due_at(lease))
         return min(self.heartbeat_interval, max(0.02, wake - now))
 
+    def _busy_slots_with_acks(self) -> list[Slot]:
+        """Slots running a job while finished jobs wait for their ack: the slot cannot
+        send them until its job ends, which may be long after their leases run out."""
+        return [s for s in list(self._slots) if s.current is not None and s.ack_since is not None]
+
     def _heartbeat(self) -> None:
         now = time.monotonic()
+        for slot in self._busy_slots_with_acks():
+            if slot.acks_overdue(now):
+                slot._flush_acks()
         with self._lock:
             due = [lease for lease in self._held.values()
                    if self.extend_leases and not lease.lost and not lease.timed_out and self._due_at(lease) <= now]
@@ -764,18 +828,20 @@ class Worker:
                 self._last_ping = now
             return
         for items in by_queue.values():
-            results = items[0].queue._extend(self.name, [(x.id, x.token, x.vt_ms) for x in items])
+            results = items[0].queue._extend(self.name, [(x.id, x.token, x.vt_ms, x.remaining_ms(now))
+                                                              for x in items])
             for lease, result in zip(items, results):
                 if result > 0:
                     lease.extended_at = now
-                elif result == 0:
-                    if lease.settling:
-                        continue  # acked/failed meanwhile: that call reports the outcome
-                    self.on_lease_lost(lease, "extend")  # a buffered one is skipped by its slot
                 elif lease.settling:
-                    continue  # finished, its ack is on the way: nothing to stop
+                    # Acked, failed or handed back meanwhile (that call reports the outcome),
+                    # or finished at its limit with the ack on the way: nothing to extend or
+                    # stop; look again only a third of a timeout later, not at once.
+                    lease.extended_at = now
+                elif result == 0:
+                    self.on_lease_lost(lease, "extend")  # a buffered one is skipped by its slot
                 elif not lease.started:
-                    self.release([lease], refund=True)  # waited too long in a buffer: hand back
+                    self.release([lease])  # waited too long in a buffer: hand back
                 else:
                     self._time_limit_reached(lease)
 

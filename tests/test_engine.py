@@ -194,7 +194,7 @@ def test_stalled_worker_cannot_ack_fail_or_extend_after_requeue():
     assert fetch(q, worker="A", acks=[(job.id, token_a)], count=0)[0] == [0]
     assert q._fail(job.id, token_a, "{}", 10, "x")[0] == b"lost"
     assert q._bury(job.id, token_a, "x") == 0
-    assert q._extend("A", [(job.id, token_a, 5000)]) == [0]
+    assert q._extend("A", [(job.id, token_a, 5000, -1)]) == [0]
     assert q._release([(job.id, token_a, True)]) == [0]
     stored = q.get(job.id)
     assert stored.state == "inflight" and stored.worker == "B" and stored.attempts == 2
@@ -206,10 +206,10 @@ def test_extend_is_capped_by_the_time_limit(client):
     q = get_queue()
     job = short_limit.enqueue(1)
     _, [(_, token, _)] = fetch(q)
-    first = q._extend("w", [(job.id, token, 300)])[0]
+    first = q._extend("w", [(job.id, token, 300, -1)])[0]
     assert first > 0
     time.sleep(0.65)
-    assert q._extend("w", [(job.id, token, 300)]) == [-1]
+    assert q._extend("w", [(job.id, token, 300, -1)]) == [-1]
     # The janitor then fails it as timed out, counted as an attempt.
     result = Janitor().pass_over(q)
     assert result.requeued == 1

@@ -151,7 +151,7 @@ class QueueMachine(RuleBasedStateMachine):
             reply = self.q._fail(job_id, token, '{"type":"Late"}', 0, "late failure")
             assert reply[0].decode() == ("lost" if exists else "gone")
         elif op == "extend":
-            assert self.q._extend("old-worker", [(job_id, token, 1000)]) == [0]
+            assert self.q._extend("old-worker", [(job_id, token, 1000, -1)]) == [0]
         elif op == "bury":
             assert self.q._bury(job_id, token, "late bury") == (0 if exists else 2)
         else:
@@ -176,7 +176,7 @@ class QueueMachine(RuleBasedStateMachine):
     def extend(self, n: int) -> None:
         job_id = self.pick("inflight", n)
         job = self.jobs[job_id]
-        (deadline,) = self.q._extend("model-worker", [(job_id, job.token, HOUR_MS)])
+        (deadline,) = self.q._extend("model-worker", [(job_id, job.token, HOUR_MS, -1)])
         assert deadline > self.server_ms()
         job.expired = False
 

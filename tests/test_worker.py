@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 
 from reliable_queue import get_queue, signals, task
-from reliable_queue.worker import Worker
+from reliable_queue.connection import get_client
+from reliable_queue.worker import Slot, Worker
 from tests.helpers import RunningJanitor, RunningWorker, drained, wait_until
 from tests.testapp import tasks
 
@@ -285,3 +287,72 @@ def test_a_clean_stop_takes_the_janitor_off_the_live_list():
     with RunningJanitor(name="sweeper", interval=0.05):
         wait_until(lambda: "sweeper" in get_queue().stats()["janitors"])
     assert "sweeper" not in get_queue().stats()["janitors"]
+
+
+def test_a_shutdown_timeout_charges_the_running_job_and_refunds_the_prefetched_ones():
+    jobs = [tasks.sleep_for.enqueue(1.5, f"t{i}") for i in range(6)]
+    q = get_queue()
+    with RunningWorker(concurrency=2, prefetch=3, shutdown_timeout=0.3):
+        wait_until(lambda: len(records("start")) == 2)
+    started = {r[1] for r in records("start")}
+    attempts = {int(j.args[1][1:]): q.get(j.id).attempts for j in jobs}
+    states = {q.get(j.id).state for j in jobs}
+    assert states == {"pending"}  # all handed back at once, none left to its lease
+    assert len(started) == 2
+    assert sorted(attempts.values()) == [0, 0, 0, 0, 1, 1]
+    assert all(attempts[int(tag[1:])] == 1 for tag in started)
+
+
+def test_a_finished_job_is_acked_while_its_slot_runs_a_long_next_job():
+    """Acks ride on the slot's next fetch, but a long job in between must not hold
+    them back until the finished job's lease runs out at its time limit."""
+    q = get_queue()
+    quick = tasks.add.configure(time_limit=1, visibility_timeout=1, max_attempts=1).enqueue(1, 2)
+    tasks.sleep_for.enqueue(2.5, "long")
+    with RunningJanitor(interval=0.1), RunningWorker(prefetch=2):
+        wait_until(lambda: records("end"))
+    assert q.get(quick.id) is None  # acked: not dead as "timed out", not run again
+    assert [r[1] for r in records("add")] == [3]
+    assert q.stats()["dead"] == 0
+
+
+def test_a_prefetched_job_gets_its_time_limit_from_its_start_in_redis_too():
+    """The 10th job of a batch may live 10 limits from its pickup in Redis (it waits
+    for the nine before it); once it starts, the heartbeat pulls its hard limit in to
+    start + limit, so a hung job is stopped at its own limit, not the batch's."""
+    q = get_queue()
+    for _ in range(9):
+        tasks.noop.enqueue()
+    hung = tasks.hangs.enqueue(30)
+
+    def hard_limit_after_start():
+        if not any(r[0] == "hang" for r in records()):
+            return None
+        held = get_client().hget(q.keys.leases, hung.id)
+        if held is None or get_client().hget(q.keys.attempts, hung.id) != b"1":
+            return None  # not running, or a later delivery (picked up alone)
+        _, _, picked_up, hard, _ = held.decode().split("|")
+        return int(hard) - int(picked_up)
+
+    with RunningWorker(prefetch=10):
+        # Pulled in from 10 x 1 s after its pickup (without this, the wait times out).
+        wait_until(lambda: (h := hard_limit_after_start()) is not None and h < 3000)
+        wait_until(lambda: q.get(hung.id).errors)
+    assert q.get(hung.id).errors[0]["type"] == "TimeoutError"
+
+
+def test_stopping_does_not_wait_for_a_slot_abandoned_in_a_timed_out_job():
+    """A slot stuck in a job already failed at its time limit is abandoned; a stop
+    that comes before the slot was replaced must not wait its shutdown timeout out."""
+    worker = Worker(shutdown_timeout=60)
+    stuck = threading.Event()
+    slot = Slot(worker, 99)
+    slot.run = stuck.wait  # stands for a task that never returns
+    slot.abandoned = True
+    slot.start()
+    worker._slots.append(slot)
+    stopper = threading.Thread(target=worker._shutdown, daemon=True)
+    stopper.start()
+    stopper.join(15)
+    stuck.set()
+    assert not stopper.is_alive()
