@@ -17,6 +17,7 @@ messages framework and redirect afterwards.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import math
@@ -31,7 +32,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import path, register_converter, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -127,6 +128,42 @@ def short_time(dt: datetime | None) -> str:
     return dt.strftime("%b %d %H:%M:%S")
 
 
+def id_token(job_id: str) -> str:
+    """``job_id`` as one URL path segment and one form value that no server, proxy or
+    browser changes: a plain id as it is; any other string (a newline, '/', '..', '?',
+    '#', spaces, non-ASCII: ids pushed into Redis by something else) as "~" and its
+    UTF-8 in URL-safe base64. A plain id never starts with "~", so both read back."""
+    if jobmod.is_valid_id(job_id) and job_id not in (".", ".."):
+        return job_id
+    return "~" + base64.urlsafe_b64encode(job_id.encode("utf-8", "surrogatepass")).decode("ascii").rstrip("=")
+
+
+def id_from_token(token: str) -> str:
+    """The id behind :func:`id_token`; a value that is no token is taken as the id itself."""
+    if not token.startswith("~"):
+        return token
+    data = token[1:]
+    try:
+        return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)).decode("utf-8", "surrogatepass")
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        return token
+
+
+class JobIdConverter:
+    """``<rq_job_id:job_id>`` in the job page's URL: any id, through :func:`id_token`."""
+
+    regex = "[^/]+"
+
+    def to_python(self, value: str) -> str:
+        return id_from_token(value)
+
+    def to_url(self, value: str) -> str:
+        return id_token(value)
+
+
+register_converter(JobIdConverter, "rq_job_id")
+
+
 def _unique(values: list[str]) -> list[str]:
     seen: set[str] = set()
     return [v for v in values if v and not (v in seen or seen.add(v))]
@@ -172,7 +209,7 @@ class QueueAdminViews:
         return [
             # The admin index links to "<app>_<model>_changelist": that is the dashboard.
             path("", wrap(self.dashboard_view), name=f"{info}_changelist"),
-            path("<str:queue>/job/<path:job_id>/", wrap(self.detail_view), name=f"{info}_job"),
+            path("<str:queue>/job/<rq_job_id:job_id>/", wrap(self.detail_view), name=f"{info}_job"),
             path("<str:queue>/<str:state>/", wrap(self.list_view), name=f"{info}_list"),
             path("<str:queue>/<str:state>/requeue/", wrap(self.requeue_view, True), name=f"{info}_requeue"),
             path("<str:queue>/<str:state>/delete/", wrap(self.delete_view, True), name=f"{info}_delete"),
@@ -190,9 +227,7 @@ class QueueAdminViews:
         params = {k: v for k, v in params.items() if v not in (None, "")}
         return f"{url}?{urlencode(params)}" if params else url
 
-    def job_url(self, queue: str, job_id: str) -> str | None:
-        if not job_id:
-            return None
+    def job_url(self, queue: str, job_id: str) -> str:
         return self._url("job", queue=queue, job_id=job_id)
 
     @staticmethod
@@ -256,6 +291,7 @@ class QueueAdminViews:
         return {
             "job": job,
             "id": job.id,
+            "token": id_token(job.id),  # what the forms post for it (see id_token)
             "url": self.job_url(queue.name, job.id),
             "malformed": job.raw is not None,
             "preview": preview(job),
@@ -408,7 +444,7 @@ class QueueAdminViews:
     # --------------------------------------------------------------- actions
 
     def _selected(self, request: HttpRequest) -> list[str]:
-        return _unique([i.strip() for i in request.POST.getlist("ids")])[:BATCH]
+        return [id_from_token(i) for i in _unique([i.strip() for i in request.POST.getlist("ids")])[:BATCH]]
 
     def _current(self, q: Queue, ids: list[str], state: str) -> tuple[list[Job], list[str]]:
         """The selected jobs still in ``state``, and the ids that moved on (or are gone)."""
@@ -436,7 +472,7 @@ class QueueAdminViews:
             request, title, queue=q, state=info, action=action, action_url=action_url, question=question,
             warning=warning, count=count, button=button, danger=danger,
             rows=[self._row(q, j) for j in jobs[:CONFIRM_LIST]], more=max(0, len(jobs) - CONFIRM_LIST),
-            ids=[j.id for j in jobs], target=target, all_jobs=all_jobs,
+            ids=[id_token(j.id) for j in jobs], target=target, all_jobs=all_jobs,
             next=request.POST.get("next", ""), order=request.POST.get("order", ""),
             cancel_url=(self.job_url(q.name, jobs[0].id) if request.POST.get("next") == "job" and jobs
                         else self.list_url(q.name, info.name)),

@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,8 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+
+from .job import MAX_ATTEMPTS, MAX_LIMIT_SECONDS
 
 SETTING_NAME = "RELIABLE_QUEUE"
 
@@ -114,8 +117,13 @@ class Problem:
     hint: str
 
 
+#: Smallest MAX_PAYLOAD_BYTES: below it even a job without arguments may be refused.
+MIN_PAYLOAD_BYTES = 1024
+
+
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite int or float: NaN passes every ``<= 0`` test and infinity overflows later."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _check_queue_options(where: str, options: Any, problems: list[Problem]) -> None:
@@ -133,14 +141,20 @@ def _check_queue_options(where: str, options: Any, problems: list[Problem]) -> N
             )
             continue
         if key == "max_attempts":
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_ATTEMPTS:
                 problems.append(
-                    Problem("reliable_queue.E008", f"{where}['max_attempts'] must be an integer >= 1, got {value!r}.",
-                            f"Write {where}['max_attempts'] = 5, for example.")
+                    Problem("reliable_queue.E008", f"{where}['max_attempts'] must be an integer >= 1 (at most "
+                            f"{MAX_ATTEMPTS}), got {value!r}.", f"Write {where}['max_attempts'] = 5, for example.")
                 )
         elif not _is_number(value) or value <= 0:
             problems.append(
                 Problem("reliable_queue.E008", f"{where}[{key!r}] must be a positive number of seconds, got {value!r}.",
+                        f"Write {where}[{key!r}] = {DEFAULT_QUEUE_OPTIONS[key]}, for example.")
+            )
+        elif key in ("visibility_timeout", "time_limit") and value > MAX_LIMIT_SECONDS:
+            problems.append(
+                Problem("reliable_queue.E008", f"{where}[{key!r}] is {value!r} seconds: a job's {key} can be at most "
+                        f"{MAX_LIMIT_SECONDS} (366 days).",
                         f"Write {where}[{key!r}] = {DEFAULT_QUEUE_OPTIONS[key]}, for example.")
             )
     vt = options.get("visibility_timeout")
@@ -187,11 +201,17 @@ def find_problems(raw: Any) -> list[Problem]:
     if not isinstance(prefix, str) or not PREFIX_RE.match(prefix):
         problems.append(Problem("reliable_queue.E005", f"{SETTING_NAME}['PREFIX'] = {prefix!r} is not a valid key prefix.",
                                 "Use 1-64 characters from letters, digits and _ . : - (no braces), e.g. 'rq'."))
-    for key in ("SOCKET_TIMEOUT", "BLOCK_TIMEOUT", "JANITOR_INTERVAL", "MAX_PAYLOAD_BYTES"):
+    for key in ("SOCKET_TIMEOUT", "BLOCK_TIMEOUT", "JANITOR_INTERVAL"):
         value = raw.get(key, DEFAULTS[key])
         if not _is_number(value) or value <= 0:
             problems.append(Problem("reliable_queue.E009", f"{SETTING_NAME}[{key!r}] must be a positive number, got {value!r}.",
                                     f"Write {SETTING_NAME}[{key!r}] = {DEFAULTS[key]!r}, or leave it out for that default."))
+    size = raw.get("MAX_PAYLOAD_BYTES", DEFAULTS["MAX_PAYLOAD_BYTES"])
+    if not isinstance(size, int) or isinstance(size, bool) or size < MIN_PAYLOAD_BYTES:
+        problems.append(Problem("reliable_queue.E009", f"{SETTING_NAME}['MAX_PAYLOAD_BYTES'] must be an integer of at least "
+                                f"{MIN_PAYLOAD_BYTES} (bytes), got {size!r}.",
+                                f"Write {SETTING_NAME}['MAX_PAYLOAD_BYTES'] = {DEFAULTS['MAX_PAYLOAD_BYTES']!r} (1 MiB), "
+                                "or leave it out for that default."))
     sock, block = raw.get("SOCKET_TIMEOUT", DEFAULTS["SOCKET_TIMEOUT"]), raw.get("BLOCK_TIMEOUT", DEFAULTS["BLOCK_TIMEOUT"])
     if _is_number(sock) and _is_number(block) and sock > 0 and block > 0 and block > sock - 1:
         problems.append(Problem("reliable_queue.E010",

@@ -49,6 +49,26 @@ def is_valid_id(value: str) -> bool:
     return _ID_RE.fullmatch(value) is not None
 
 
+#: Upper bounds of a job's limits, wherever they are set (settings, ``@task``,
+#: ``configure``, a stored envelope): a lease or run longer than a year, or a
+#: million attempts, is a typo, and would let a job hold its slot or retry for ever.
+MAX_LIMIT_SECONDS = 366 * 24 * 3600
+MAX_ATTEMPTS = 1_000_000
+
+
+def limit_problem(name: str, value: Any) -> str | None:
+    """What is wrong with ``value`` for ``max_attempts``, ``visibility_timeout`` or
+    ``time_limit`` (None when it is fine). One rule for ``@task``, ``configure``
+    and :func:`decode`, so an option accepted at enqueue is never refused by a worker."""
+    if name == "max_attempts":
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ATTEMPTS:
+            return f"must be a positive integer, at most {MAX_ATTEMPTS}"
+    elif isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_LIMIT_SECONDS:
+        # NaN fails the comparison too, and infinity the upper bound.
+        return f"must be a positive number of seconds, at most {MAX_LIMIT_SECONDS}"
+    return None
+
+
 def from_ms(value: float | int | None) -> datetime | None:
     """A UTC datetime from epoch milliseconds (the server's clock)."""
     if value is None:
@@ -128,13 +148,24 @@ def encode(job: Job, max_bytes: int) -> str:
     return text
 
 
-def _number(data: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
+def _limit(data: dict[str, Any], name: str) -> Any:
     value = data.get(name)
+    problem = None if value is None else limit_problem(name, value)
+    if problem:
+        raise InvalidEnvelope(f"field {name!r} {problem}, got {value!r:.80}")
+    return value
+
+
+def _timestamp(value: Any) -> datetime | None:
+    """``enqueued_at`` as a datetime; a number no date can hold (NaN, 1e20) is invalid."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
-        raise InvalidEnvelope(f"field {name!r} must be a positive number, got {value!r}")
-    return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidEnvelope(f"field 'enqueued_at' must be a number, got {value!r:.80}")
+    try:
+        return datetime.fromtimestamp(value, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):  # NaN, infinities, beyond year 9999
+        raise InvalidEnvelope(f"field 'enqueued_at' must be a time in seconds since 1970, got {value!r:.80}") from None
 
 
 def decode(raw: bytes | str, job_id: str | None = None, queue: str | None = None) -> Job:
@@ -174,20 +205,16 @@ def decode(raw: bytes | str, job_id: str | None = None, queue: str | None = None
     stored_queue = data.get("queue")
     if stored_queue is not None and not isinstance(stored_queue, str):
         raise InvalidEnvelope(f"field 'queue' must be a string when present: {stored_queue!r:.80}")
-    enqueued = data.get("enqueued_at")
-    if enqueued is not None and (isinstance(enqueued, bool) or not isinstance(enqueued, (int, float))):
-        raise InvalidEnvelope(f"field 'enqueued_at' must be a number, got {enqueued!r:.80}")
-    max_attempts = _number(data, "max_attempts", int)
     return Job(
         id=stored_id,
         task=task,
         queue=queue or stored_queue or "",
         args=args,
         kwargs=kwargs,
-        enqueued_at=datetime.fromtimestamp(enqueued, tz=timezone.utc) if enqueued is not None else None,
-        max_attempts=max_attempts,
-        visibility_timeout=_number(data, "visibility_timeout", (int, float)),
-        time_limit=_number(data, "time_limit", (int, float)),
+        enqueued_at=_timestamp(data.get("enqueued_at")),
+        max_attempts=_limit(data, "max_attempts"),
+        visibility_timeout=_limit(data, "visibility_timeout"),
+        time_limit=_limit(data, "time_limit"),
     )
 
 

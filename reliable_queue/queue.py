@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -57,12 +58,14 @@ class Queue:
         self.keys = QueueKeys.build(settings.prefix, config.name)
         self._key_list = self.keys.all()
         self._client = client
-        # Defaults the scripts use for envelopes that leave a limit out.
+        # Defaults the scripts use for envelopes that leave a limit out, and the
+        # bound above which an envelope's own limit is not used either.
         self._defaults = [
             int(config.visibility_timeout * 1000),
             int(config.time_limit * 1000),
             int(config.max_attempts),
             int(settings.max_payload_bytes),
+            jobmod.MAX_LIMIT_SECONDS * 1000,
         ]
 
     def __repr__(self) -> str:
@@ -102,6 +105,9 @@ class Queue:
 
     def enqueue_task(self, task: Task[Any, Any], args: Sequence[Any], kwargs: dict[str, Any],
                      delay: float | None = None) -> Job:
+        if delay is not None and not math.isfinite(delay):
+            raise ValueError(f"Cannot enqueue {task.name} with a delay of {delay!r} seconds: the delay must be a "
+                             "finite number (<= 0 means now).")
         job, text = self._build(task, args, kwargs)
         delay_ms = int(delay * 1000) if delay and delay > 0 else 0
         if delay_ms:
@@ -324,6 +330,7 @@ class Queue:
         """
         if only_from not in (None, "dead", "inflight", "scheduled"):
             raise ValueError(f"only_from must be 'dead', 'inflight', 'scheduled' or None, not {only_from!r}")
+        job_ids = _id_list("requeue_many", job_ids)
         results: list[str] = []
         for start in range(0, len(job_ids), BATCH):
             chunk = list(job_ids[start:start + BATCH])
@@ -352,6 +359,7 @@ class Queue:
         while it runs may or may not be included. Returns how many were requeued.
         """
         if ids is not None:
+            ids = _id_list("requeue_dead", ids)
             results = self.requeue_many(list(ids), reset_attempts, source, user, only_from="dead") if ids else []
             return sum(1 for r in results if r == "dead")
         if not all:
@@ -378,6 +386,8 @@ class Queue:
         one Redis: on Redis Cluster their hash tags differ and Redis refuses the
         call (CROSSSLOT). ``job_requeued`` is sent with the target queue's name.
         """
+        if ids is not None:
+            ids = _id_list("move_dead", ids)
         dest = get_queue(target)
         if dest.name == self.name:
             return self.requeue_dead(all=ids is None, ids=ids, reset_attempts=reset_attempts, source=source, user=user)
@@ -434,9 +444,9 @@ class Queue:
                              "are running and must be requeued or deleted one by one.")
         total = 0
         while True:
-            n = int(self.scripts.purge(self._key_list, [state, BATCH]))
-            total += n
-            if n < BATCH:
+            removed, deleted = self.scripts.purge(self._key_list, [state, BATCH])
+            total += int(deleted)
+            if int(removed) < BATCH:
                 break
         logger.warning("purged %d %s job(s) from queue %s", total, state, self.name)
         return total
@@ -479,6 +489,22 @@ class Queue:
 
     def _expire_dead(self, limit: int = BATCH) -> int:
         return int(self.scripts.expire_dead(self._key_list, [int(self.config.dead_retention * 1000), limit]))
+
+
+def _check_id(job_id: Any) -> None:
+    if not isinstance(job_id, str):
+        raise TypeError(f"A job id must be a str (as in job.id), got {type(job_id).__name__} {job_id!r:.80}.")
+
+
+def _id_list(caller: str, job_ids: Any) -> list[str]:
+    """The ids as a list; a str is refused, as its characters would be taken for ids."""
+    if isinstance(job_ids, (str, bytes, bytearray)):
+        raise TypeError(f"{caller}() takes a list of ids, not one {type(job_ids).__name__}: "
+                        f"write [{job_ids!r:.80}].")
+    job_ids = list(job_ids)
+    for job_id in job_ids:
+        _check_id(job_id)
+    return job_ids
 
 
 def _retarget(envelope: bytes | None, queue: str) -> str:

@@ -17,11 +17,15 @@ from typing import Any, Generic, ParamSpec, TypeVar
 from django.utils import timezone as django_timezone
 
 from .exceptions import TaskNotFound
+from .job import limit_problem
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 _registry: dict[str, Task[Any, Any]] = {}
+
+#: The options that are limits of a job (checked by :func:`check_limits`).
+LIMITS = ("max_attempts", "visibility_timeout", "time_limit")
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,16 @@ class Call:
 
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def check_limits(caller: str, **limits: Any) -> None:
+    """Raise ValueError for a bad ``max_attempts``/``visibility_timeout``/``time_limit``
+    (None: the queue's default). ``@task`` and ``configure`` both call it, so a bad
+    value raises in the caller instead of being enqueued and dead-lettered later."""
+    for option, value in limits.items():
+        problem = None if value is None else limit_problem(option, value)
+        if problem:
+            raise ValueError(f"{caller}({option}={value!r}): {problem}; leave it out (or None) for the queue's default")
 
 
 @dataclass(frozen=True)
@@ -67,6 +81,7 @@ class Task(Generic[P, R]):
         unknown = set(options) - set(TaskOptions.__dataclass_fields__)
         if unknown:
             raise TypeError(f"Unknown task option(s) {sorted(unknown)}; valid: {sorted(TaskOptions.__dataclass_fields__)}")
+        check_limits("configure", **{k: v for k, v in options.items() if k in LIMITS})
         clone = Task(self.func, self.name, replace(self.options, **options))
         return clone
 
@@ -92,7 +107,13 @@ class Task(Generic[P, R]):
 
     def enqueue_many(self, calls: Iterable[Call | tuple[Any, ...] | list[Any]]) -> list[Any]:
         """Enqueue many runs in few round trips; each item is a :class:`Call` or an args tuple."""
-        items = [c if isinstance(c, Call) else Call(tuple(c)) for c in calls]
+        items = []
+        for c in calls:
+            if isinstance(c, (str, bytes, bytearray, dict)):
+                # tuple("ab") would silently be the arguments ('a', 'b').
+                raise TypeError(f"enqueue_many() takes an args tuple or task.call(...) per job, not "
+                                f"{type(c).__name__} {c!r:.80}: write [(x,), ...] or [task.call(x), ...].")
+            items.append(c if isinstance(c, Call) else Call(tuple(c)))
         return self._queue().enqueue_task_many(self, items)
 
     @staticmethod
@@ -121,12 +142,7 @@ def task(
     queue's settings. The queue name is checked at enqueue (settings may not be
     loaded when the module is imported).
     """
-    for option, value in (("max_attempts", max_attempts), ("visibility_timeout", visibility_timeout),
-                          ("time_limit", time_limit)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
-            raise ValueError(f"@task({option}={value!r}): must be a positive number")
-    if max_attempts is not None and not isinstance(max_attempts, int):
-        raise ValueError(f"@task(max_attempts={max_attempts!r}): must be an integer >= 1")
+    check_limits("@task", max_attempts=max_attempts, visibility_timeout=visibility_timeout, time_limit=time_limit)
 
     def decorate(f: Callable[P, R]) -> Task[P, R]:
         if not callable(f):

@@ -2,7 +2,9 @@
 -- KEYS: the queue's keys (see _common.lua).
 -- ARGV: worker, ack_count, then per ack: id, token;
 --       then fetch_count, default_visibility_ms, default_limit_ms,
---       default_max_attempts, max_envelope_bytes.
+--       default_max_attempts, max_envelope_bytes, max_limit_ms (a job's own
+--       visibility timeout or time limit that is not a number in (0, max_limit_ms]
+--       -- NaN, infinite, absurd -- is replaced by the queue's default).
 -- Returns: {ack_results, leased, buried}
 --   ack_results: per ack 1 = done, 0 = lease lost (someone else holds the job),
 --                2 = job already gone (acked before, or deleted)
@@ -14,8 +16,9 @@
 -- the lease (fencing); a pickup moves an id from pending to inflight, charges
 -- one attempt and records a lease in the same atomic step; anything that cannot
 -- be leased (no envelope, not JSON, too large) goes to dead with a reason; a
--- stray copy of an id already in flight, scheduled or dead is dropped.
-local type_error = check_types(K_PENDING, K_INFLIGHT, K_LEASES, K_ATTEMPTS, K_JOBS, K_ERRORS, K_DEAD, K_REASONS, K_SEQ, K_COUNTERS, K_WORKERS, K_WAKE)
+-- stray copy of an id already in flight, scheduled or dead is dropped; no
+-- envelope can make a lease that never ends.
+local type_error = check_types(K_PENDING, K_INFLIGHT, K_LEASES, K_ATTEMPTS, K_SCHEDULED, K_JOBS, K_ERRORS, K_DEAD, K_REASONS, K_SEQ, K_COUNTERS, K_WORKERS, K_WAKE)
 if type_error then return type_error end
 local worker = ARGV[1]
 local ack_count = tonumber(ARGV[2])
@@ -52,6 +55,15 @@ end
 local fetch_count = tonumber(ARGV[pos])
 local default_vt, default_limit = tonumber(ARGV[pos + 1]), tonumber(ARGV[pos + 2])
 local default_max, max_bytes = tonumber(ARGV[pos + 3]), tonumber(ARGV[pos + 4])
+local max_limit = tonumber(ARGV[pos + 5])
+
+-- A job's own limit in ms, or the queue's default when it has none or an unusable
+-- one (NaN fails every comparison); the worker's decode dead-letters the latter.
+local function limit_ms(seconds, default)
+  local value = tonumber(seconds)
+  if value and value > 0 and value * 1000 <= max_limit then return math.floor(value * 1000) end
+  return default
+end
 local leased, buried = {}, {}
 if fetch_count > 0 then
   local ids = redis.call('LPOP', K_PENDING, fetch_count)
@@ -91,10 +103,8 @@ if fetch_count > 0 then
           bury(id, reason, now)
           buried[#buried + 1] = {id, reason}
         else
-          local vt = tonumber(job.visibility_timeout)
-          vt = (vt and vt > 0) and math.floor(vt * 1000) or default_vt
-          local limit = tonumber(job.time_limit)
-          limit = (limit and limit > 0) and math.floor(limit * 1000) or default_limit
+          local vt = limit_ms(job.visibility_timeout, default_vt)
+          local limit = limit_ms(job.time_limit, default_limit)
           local max_attempts = tonumber(job.max_attempts)
           max_attempts = (max_attempts and max_attempts >= 1) and math.floor(max_attempts) or default_max
           vt = math.max(vt, 100)  -- a lease shorter than 0.1 s could not be kept alive

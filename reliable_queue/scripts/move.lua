@@ -8,12 +8,16 @@
 --          left alone) or 'conflict' (the target already has a job with this id).
 -- Invariants: the job leaves the source's dead set and enters the target's
 --          pending list in the same step, keeping its id and error history; a job
---          that is not dead any more is never touched.
+--          that is not dead any more is never touched; when a key of either queue
+--          that it touches holds the wrong type, nothing is written.
 -- Cluster: the two queues have different hash tags, so on Redis Cluster these
 --          keys span two slots and the call is refused (CROSSSLOT); on a single
 --          Redis (or Sentinel) it is one atomic script.
 local T_PENDING, T_ATTEMPTS, T_JOBS = KEYS[15], KEYS[18], KEYS[21]
 local T_ERRORS, T_WAKE = KEYS[22], KEYS[24]
+local type_error = check_types(K_DEAD, K_JOBS, K_ERRORS, K_ATTEMPTS, K_REASONS, K_LEASES,
+  T_PENDING, T_ATTEMPTS, T_JOBS, T_ERRORS, T_WAKE)
+if type_error then return type_error end
 local reset = ARGV[1] == '1'
 local out, moved = {}, 0
 for i = 2, #ARGV, 2 do

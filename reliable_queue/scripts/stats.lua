@@ -2,7 +2,8 @@
 -- KEYS: the queue's keys (see _common.lua).
 -- ARGV: (none)
 -- Returns: {now_ms, pending, inflight, scheduled, dead, expired_leases,
---           oldest_pending_enqueued_ms or false, earliest_lease_started_ms or false,
+--           oldest_pending_enqueued_ms (false when absent or unusable),
+--           earliest_lease_started_ms or false,
 --           counters (flat list), workers (flat name/seen list), janitors (same)}
 -- Invariant: bounded cost whatever the queue size (LLEN/ZCARD/ZCOUNT and reads of
 -- the head entries only).
@@ -13,8 +14,11 @@ if head then
   local envelope = redis.call('HGET', K_JOBS, head)
   if envelope then
     local ok, job = pcall(cjson.decode, envelope)
-    if ok and type(job) == 'table' and tonumber(job.enqueued_at) then
-      oldest_pending = tostring(math.floor(tonumber(job.enqueued_at) * 1000))
+    local at = ok and type(job) == 'table' and tonumber(job.enqueued_at)
+    -- Only a time a date can hold (1970 to 9999; NaN fails both tests), written
+    -- as digits: an envelope's 1e20 or NaN gives no age rather than an error.
+    if at and at >= 0 and at < 253402300800 then
+      oldest_pending = string.format('%.0f', math.floor(at * 1000))
     end
   end
 end
