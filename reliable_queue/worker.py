@@ -491,6 +491,9 @@ class Worker:
                          job=None)
             self._shutdown()
             self._heartbeat_stop = True
+            self._heartbeat_wake.set()
+            if not self.force.is_set():
+                heartbeat.join(self.block_timeout)  # it may be sending a busy slot's acks
             self._deregister()
         logger.info("worker %s stopped: succeeded=%d failed=%d", self.name, self.processed, self.failed)
 
