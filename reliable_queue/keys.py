@@ -20,6 +20,7 @@ key             type        holds
 ``workers``     sorted set  worker name -> last heartbeat (ms)
 ``janitors``    sorted set  janitor name -> last pass (ms)
 ``counters``    hash        totals: done, failed, retried, dead, recovered
+``rates``       hash        done and failed per 10-second bucket of the last hour
 ==============  ==========  ==========================================================
 
 A job is in exactly one state: its id is in ``pending``, ``inflight``,
@@ -32,7 +33,7 @@ from dataclasses import dataclass, fields
 
 FIELDS = (
     "pending", "inflight", "leases", "attempts", "scheduled", "dead", "jobs",
-    "errors", "reasons", "wake", "seq", "workers", "janitors", "counters",
+    "errors", "reasons", "wake", "seq", "workers", "janitors", "counters", "rates",
 )
 
 
@@ -52,6 +53,7 @@ class QueueKeys:
     workers: str
     janitors: str
     counters: str
+    rates: str
 
     @classmethod
     def build(cls, prefix: str, queue: str) -> QueueKeys:

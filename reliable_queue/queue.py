@@ -173,7 +173,9 @@ class Queue:
         whose lease expires first was picked up (the one the janitor will look at
         first). ``expired_leases``: in-flight jobs whose lease has run out and
         that no janitor has recovered yet. ``workers``/``janitors``: name ->
-        seconds since last seen.
+        seconds since last seen. ``done_last_minute`` … ``failed_last_hour``: jobs
+        acked, and attempts failed, in about the last minute and hour (10-second
+        buckets on the server's clock).
         """
         r = self.scripts.stats(self._key_list, [])
         now = int(r[0])
@@ -197,6 +199,10 @@ class Queue:
             "recovered": counters.get("recovered", 0),
             "workers": ages(r[9]),
             "janitors": ages(r[10]),
+            "done_last_minute": int(r[11]),
+            "failed_last_minute": int(r[12]),
+            "done_last_hour": int(r[13]),
+            "failed_last_hour": int(r[14]),
         }
 
     def _job(self, job_id: bytes | str, envelope: bytes | None, state: str) -> Job:

@@ -289,6 +289,19 @@ def test_dashboard_shows_counts_ages_and_liveness(admin):
     assert rows["other"]["janitors"] and not rows["default"]["janitors"]
 
 
+def test_dashboard_shows_jobs_done_and_failed_in_the_last_minute_and_hour(admin):
+    q = get_queue("default")
+    seconds, micros = get_client().time()
+    bucket = (seconds * 1000 + micros // 1000) // 10_000
+    get_client().hset(q.keys.rates, mapping={
+        str((bucket - 2) % 360): f"{bucket - 2} 7 0",
+        str((bucket - 100) % 360): f"{bucket - 100} 40 3",
+    })
+    page = re.sub(r"<[^>]+>", "", text_of(admin.get(BASE)))
+    assert "7 / 0" in page  # the last minute: done / failed
+    assert "47 / 3" in page  # the last hour
+
+
 def test_list_pages_use_fixed_size_pages_and_both_orders(admin):
     ids = make_pending(120)
     r = admin.get(url(state="pending"))

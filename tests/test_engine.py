@@ -350,6 +350,32 @@ def test_stats_reports_counts_and_ages(client):
     assert s["expired_leases"] == 0
 
 
+def test_stats_count_recent_acks_and_failures_by_the_server_clock(client):
+    q = get_queue()
+    tasks.add.enqueue_many([(i, i) for i in range(4)])
+    _, leased = fetch(q, count=4)
+    fetch(q, acks=[(i, t) for i, t, _ in leased[:3]], count=0)
+    i, t, _ = leased[3]
+    assert q._fail(i, t, "{}", 60_000, "test")[0] == b"retry"
+    s = q.stats()
+    assert (s["done_last_minute"], s["failed_last_minute"]) == (3, 1)
+    assert (s["done_last_hour"], s["failed_last_hour"]) == (3, 1)
+    assert (s["done"], s["failed"]) == (3, 1)
+
+    # Buckets 10 s each, in a ring of 360 fields: 20 s old counts in the minute,
+    # 100 s old only in the hour, 4000 s old (a stale ring field) in neither.
+    seconds, micros = client.time()
+    bucket = (seconds * 1000 + micros // 1000) // 10_000
+    client.hset(q.keys.rates, mapping={
+        str((bucket - 2) % 360): f"{bucket - 2} 10 20",
+        str((bucket - 10) % 360): f"{bucket - 10} 100 200",
+        str((bucket - 400) % 360): f"{bucket - 400} 1000 2000",
+    })
+    s = q.stats()
+    assert (s["done_last_minute"], s["failed_last_minute"]) == (13, 21)
+    assert (s["done_last_hour"], s["failed_last_hour"]) == (113, 221)
+
+
 def test_requeue_only_from_leaves_a_job_that_moved_on_alone():
     """An operator picked a dead job, but it was requeued and picked up meanwhile."""
     q = get_queue()

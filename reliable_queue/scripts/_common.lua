@@ -1,24 +1,24 @@
 -- Shared helpers, prepended by scripts.py to every script in this folder.
 --
--- KEYS (every script gets the same fourteen keys of one queue, in this order, so
+-- KEYS (every script gets the same fifteen keys of one queue, in this order, so
 -- no key is ever built inside Lua and all of them share the queue's hash tag):
 --   1 pending    2 inflight   3 leases     4 attempts   5 scheduled  6 dead
 --   7 jobs       8 errors     9 reasons   10 wake      11 seq       12 workers
---  13 janitors  14 counters
+--  13 janitors  14 counters  15 rates
 -- A lease value is "token|worker|started_ms|limit_ms|max_attempts".
 
 local K_PENDING, K_INFLIGHT, K_LEASES, K_ATTEMPTS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_SCHEDULED, K_DEAD, K_JOBS, K_ERRORS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local K_REASONS, K_WAKE, K_SEQ, K_WORKERS = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
-local K_JANITORS, K_COUNTERS = KEYS[13], KEYS[14]
+local K_JANITORS, K_COUNTERS, K_RATES = KEYS[13], KEYS[14], KEYS[15]
 
 -- Refuse to run when a key of this queue holds the wrong type (something else
 -- wrote it). Redis does not undo a script's earlier writes when a later command
 -- fails, so every script that moves a job checks, before its first write, every
 -- key it touches. The type goes by position, so a script given two queues' keys
--- (move.lua: KEYS[15..28] in the same order) checks the second queue's too.
+-- (move.lua: KEYS[16..30] in the same order) checks the second queue's too.
 local TYPES = {'list', 'zset', 'hash', 'hash', 'zset', 'zset', 'hash', 'hash', 'hash', 'list', 'string',
-  'zset', 'zset', 'hash'}
+  'zset', 'zset', 'hash', 'hash'}
 local EXPECTED = {}
 for i, key in ipairs(KEYS) do EXPECTED[key] = TYPES[(i - 1) % #TYPES + 1] end
 local function check_types(...)
@@ -62,6 +62,19 @@ local function bury(id, reason, now)
   redis.call('ZADD', K_DEAD, now, id)
   redis.call('HSET', K_REASONS, id, reason)
   redis.call('HINCRBY', K_COUNTERS, 'dead', 1)
+end
+
+-- Recent throughput, for operators: K_RATES has one field per 10-second bucket of
+-- the last hour (RATE_BUCKETS fields, reused in a ring), each "bucket done failed"
+-- where bucket is the server time in ms divided by RATE_BUCKET_MS. A field whose
+-- bucket is not the current one is stale and starts again from zero.
+local RATE_BUCKET_MS, RATE_BUCKETS = 10000, 360
+local function count_recent(now, done, failed)
+  local bucket = math.floor(now / RATE_BUCKET_MS)
+  local field = tostring(bucket % RATE_BUCKETS)
+  local b, d, f = string.match(redis.call('HGET', K_RATES, field) or '', '^(%d+) (%d+) (%d+)$')
+  if tonumber(b) ~= bucket then d, f = 0, 0 end
+  redis.call('HSET', K_RATES, field, string.format('%d %d %d', bucket, tonumber(d) + done, tonumber(f) + failed))
 end
 
 -- Leave at most one wake-up token for idle workers blocked on K_WAKE.

@@ -18,7 +18,7 @@
 -- be leased (no envelope, not JSON, too large) goes to dead with a reason; a
 -- stray copy of an id already in flight, scheduled or dead is dropped; no
 -- envelope can make a lease that never ends.
-local type_error = check_types(K_PENDING, K_INFLIGHT, K_LEASES, K_ATTEMPTS, K_SCHEDULED, K_JOBS, K_ERRORS, K_DEAD, K_REASONS, K_SEQ, K_COUNTERS, K_WORKERS, K_WAKE)
+local type_error = check_types(K_PENDING, K_INFLIGHT, K_LEASES, K_ATTEMPTS, K_SCHEDULED, K_JOBS, K_ERRORS, K_DEAD, K_REASONS, K_SEQ, K_COUNTERS, K_RATES, K_WORKERS, K_WAKE)
 if type_error then return type_error end
 local worker = ARGV[1]
 local ack_count = tonumber(ARGV[2])
@@ -50,6 +50,7 @@ for first = 1, #done, 500 do
 end
 if #done > 0 then
   redis.call('HINCRBY', K_COUNTERS, 'done', #done)
+  count_recent(now_ms(), #done, 0)
 end
 
 local fetch_count = tonumber(ARGV[pos])

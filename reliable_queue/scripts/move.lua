@@ -1,6 +1,6 @@
 -- move: requeue dead-lettered jobs into ANOTHER queue's pending list (admin action).
 -- KEYS: the source queue's fourteen keys (see _common.lua), then the target
---       queue's fourteen keys in the same order (KEYS[15] .. KEYS[28]).
+--       queue's fifteen keys in the same order (KEYS[16] .. KEYS[30]).
 -- ARGV: reset_attempts (1: fresh attempt budget), then per job: id, the envelope
 --       rewritten for the target queue (made by the caller, which keeps the JSON
 --       exactly as the task will read it).
@@ -13,8 +13,8 @@
 -- Cluster: the two queues have different hash tags, so on Redis Cluster these
 --          keys span two slots and the call is refused (CROSSSLOT); on a single
 --          Redis (or Sentinel) it is one atomic script.
-local T_PENDING, T_ATTEMPTS, T_JOBS = KEYS[15], KEYS[18], KEYS[21]
-local T_ERRORS, T_WAKE = KEYS[22], KEYS[24]
+local T_PENDING, T_ATTEMPTS, T_JOBS = KEYS[16], KEYS[19], KEYS[22]
+local T_ERRORS, T_WAKE = KEYS[23], KEYS[25]
 local type_error = check_types(K_DEAD, K_JOBS, K_ERRORS, K_ATTEMPTS, K_REASONS, K_LEASES,
   T_PENDING, T_ATTEMPTS, T_JOBS, T_ERRORS, T_WAKE)
 if type_error then return type_error end

@@ -4,9 +4,12 @@
 -- Returns: {now_ms, pending, inflight, scheduled, dead, expired_leases,
 --           oldest_pending_enqueued_ms (false when absent or unusable),
 --           earliest_lease_started_ms or false,
---           counters (flat list), workers (flat name/seen list), janitors (same)}
--- Invariant: bounded cost whatever the queue size (LLEN/ZCARD/ZCOUNT and reads of
--- the head entries only).
+--           counters (flat list), workers (flat name/seen list), janitors (same),
+--           done and failed in the last minute, done and failed in the last hour}
+--           (the minute and the hour are the current 10-second bucket and the
+--           5, or 359, before it: see count_recent in _common.lua)
+-- Invariant: bounded cost whatever the queue size (LLEN/ZCARD/ZCOUNT, reads of
+-- the head entries, and the at most 360 fields of the rates hash).
 local now = now_ms()
 local oldest_pending = false
 local head = redis.call('LINDEX', K_PENDING, 0)
@@ -28,6 +31,16 @@ if first[1] then
   local _, _, started = parse_lease(redis.call('HGET', K_LEASES, first[1]))
   if started then earliest_started = tostring(started) end
 end
+local bucket_now = math.floor(now / RATE_BUCKET_MS)
+local done_minute, failed_minute, done_hour, failed_hour = 0, 0, 0, 0
+for _, value in ipairs(redis.call('HVALS', K_RATES)) do
+  local b, d, f = string.match(value, '^(%d+) (%d+) (%d+)$')
+  local age = bucket_now - (tonumber(b) or -RATE_BUCKETS)
+  if age >= 0 and age < RATE_BUCKETS then
+    done_hour, failed_hour = done_hour + d, failed_hour + f
+    if age < 6 then done_minute, failed_minute = done_minute + d, failed_minute + f end
+  end
+end
 return {
   now,
   redis.call('LLEN', K_PENDING),
@@ -40,4 +53,5 @@ return {
   redis.call('HGETALL', K_COUNTERS),
   redis.call('ZRANGE', K_WORKERS, 0, -1, 'WITHSCORES'),
   redis.call('ZRANGE', K_JANITORS, 0, -1, 'WITHSCORES'),
+  done_minute, failed_minute, done_hour, failed_hour,
 }
