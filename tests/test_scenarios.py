@@ -40,36 +40,9 @@ from reliable_queue.janitor import Janitor
 from reliable_queue.job import Job, encode
 from reliable_queue.queue import Queue
 from reliable_queue.worker import Lease, Slot, Worker
+from tests.helpers import RunningWorker, wait_until
 from tests.testapp import tasks
 from tests.torture.proxy import Proxy
-
-
-def wait_until(predicate, timeout: float = 30.0, interval: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout}s: {predicate}")
-        time.sleep(interval)
-
-
-class running:
-    """A Worker in a thread of this process, stopped (and joined) on exit."""
-
-    def __init__(self, **options: Any) -> None:
-        self.worker = Worker(**options)
-        self.thread = threading.Thread(target=self.worker.run, kwargs={"install_signals": False}, daemon=True)
-
-    def __enter__(self) -> Worker:
-        self.thread.start()
-        return self.worker
-
-    def __exit__(self, *exc: Any) -> None:
-        self.worker.stop()
-        self.thread.join(30)
-        assert not self.thread.is_alive(), "the worker did not stop"
 
 
 def add_results() -> list[int]:
@@ -195,7 +168,7 @@ def test_a_worker_retries_an_ack_lost_on_the_wire_and_runs_the_job_once(settings
     try:
         job = tasks.add.enqueue(20, 22)
         proxy.drop_reply_after(job.id.encode())  # the next request naming the job is its ack
-        with caplog.at_level(logging.INFO, logger="reliable_queue"), running():
+        with caplog.at_level(logging.INFO, logger="reliable_queue"), RunningWorker():
             wait_until(lambda: "already acknowledged" in caplog.text)
             after = tasks.add.enqueue(1, 1)  # and the worker goes on
             wait_until(lambda: q.get(after.id) is None)
@@ -237,7 +210,7 @@ def test_a_pending_id_whose_envelope_is_missing_is_dead_lettered_once_by_the_wor
     before = tasks.add.enqueue(1, 0)
     client.rpush(q.keys.pending, "no-such-job")
     after = tasks.add.enqueue(2, 0)
-    with running():
+    with RunningWorker():
         wait_until(lambda: q.get(after.id) is None and states(q) == (0, 0, 0, 1))
         time.sleep(0.2)  # the worker goes on idling; nothing comes back
     assert add_results() == [1, 2]
@@ -287,7 +260,7 @@ def test_a_worker_on_a_client_with_socket_timeout_4s_corrects_block_timeout_8s(s
 
 def test_an_idle_worker_on_an_empty_queue_is_not_an_error(caplog):
     q = get_queue()
-    with caplog.at_level(logging.WARNING, logger="reliable_queue"), running(concurrency=2) as worker:
+    with caplog.at_level(logging.WARNING, logger="reliable_queue"), RunningWorker(concurrency=2) as worker:
         wait_until(lambda: worker.name in q.stats()["workers"])
         time.sleep(worker.block_timeout * 3)  # several blocking reads that end empty
         assert all(s.is_alive() for s in worker._slots)
@@ -302,7 +275,7 @@ def test_a_worker_reconnects_after_redis_stops_and_starts_and_resumes(settings, 
         settings.RELIABLE_QUEUE = {**original, "REDIS_URL": server.url}
         q = get_queue()
         first = tasks.add.enqueue(1, 1)
-        with caplog.at_level(logging.WARNING, logger="reliable_queue"), running():
+        with caplog.at_level(logging.WARNING, logger="reliable_queue"), RunningWorker():
             wait_until(lambda: q.get(first.id) is None)
             during = tasks.sleep_for.enqueue(1.0, "during")
             wait_until(lambda: ["start", "during"] in [r[:2] for r in tasks.recorded()])
@@ -392,7 +365,7 @@ def test_malformed_entries_are_dead_lettered_with_a_reason_and_the_jobs_around_t
         client.rpush(q.keys.pending, entry)
     good.append(tasks.add.enqueue(len(cases), 1000))
 
-    with running(concurrency=2):
+    with RunningWorker(concurrency=2):
         wait_until(lambda: states(q)[:3] == (0, 0, 0) and len(add_results()) >= len(good), timeout=60)
     assert add_results() == [1000 + n for n in range(len(good))]  # every good job ran, once
 
@@ -434,7 +407,7 @@ def test_a_stray_copy_of_a_live_jobs_id_does_not_run_it_twice(client):
     job = tasks.add.enqueue(5, 5)
     client.rpush(q.keys.pending, job.id)  # the same id, a second time
     after = tasks.add.enqueue(6, 6)
-    with running(concurrency=2):
+    with RunningWorker(concurrency=2):
         wait_until(lambda: q.get(after.id) is None and states(q)[:3] == (0, 0, 0))
     assert add_results() == [10, 12]
     assert q.stats()["done"] == 2
