@@ -313,7 +313,14 @@ class QueueAdminViews:
         try:
             for name in settings.queues:
                 queue = get_queue(name)
-                stats = queue.stats()
+                try:
+                    stats = queue.stats()
+                except redis.ResponseError as exc:
+                    # One queue whose keys something else overwrote: say so in its row,
+                    # and show the others.
+                    logger.error("queue %s: stats refused by Redis: %s", name, exc)
+                    rows.append({"name": name, "error": str(exc), "urls": {}})
+                    continue
                 worker_limit = max(queue.config.visibility_timeout, 5.0)
                 janitor_limit = max(3 * settings.janitor_interval, 15.0)
                 workers = sorted(w for w, age in stats["workers"].items() if age <= worker_limit)

@@ -54,6 +54,8 @@ def is_valid_id(value: str) -> bool:
 #: million attempts, is a typo, and would let a job hold its slot or retry for ever.
 MAX_LIMIT_SECONDS = 366 * 24 * 3600
 MAX_ATTEMPTS = 1_000_000
+#: Below a tenth of a second a lease could not be kept alive, nor a run measured.
+MIN_LIMIT_SECONDS = 0.1
 
 
 def limit_problem(name: str, value: Any) -> str | None:
@@ -63,9 +65,10 @@ def limit_problem(name: str, value: Any) -> str | None:
     if name == "max_attempts":
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ATTEMPTS:
             return f"must be a positive integer, at most {MAX_ATTEMPTS}"
-    elif isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_LIMIT_SECONDS:
+    elif isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            MIN_LIMIT_SECONDS <= value <= MAX_LIMIT_SECONDS):
         # NaN fails the comparison too, and infinity the upper bound.
-        return f"must be a positive number of seconds, at most {MAX_LIMIT_SECONDS}"
+        return f"must be a number of seconds from {MIN_LIMIT_SECONDS} to {MAX_LIMIT_SECONDS}"
     return None
 
 

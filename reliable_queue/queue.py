@@ -459,12 +459,14 @@ class Queue:
 
     # ------------------------------------------------- engine (worker, janitor)
 
-    def _fetch(self, worker: str, acks: Sequence[tuple[str, str]], count: int,
-               client: Any = None) -> tuple[list[int], list[list[Any]], list[list[Any]]]:
+    def _fetch(self, worker: str, acks: Sequence[tuple[str, str]], count: int, client: Any = None,
+               ahead_ms: int = 0) -> tuple[list[int], list[list[Any]], list[list[Any]]]:
+        """Ack ``acks`` and lease up to ``count`` jobs (see fetch.lua); ``ahead_ms``: the time
+        limits of jobs the caller runs before these, which their hard limits allow for."""
         args: list[Any] = [worker, len(acks)]
         for job_id, token in acks:
             args += [job_id, token]
-        args += [count, *self._defaults]
+        args += [count, *self._defaults, ahead_ms]
         reply = self.scripts.fetch(self._key_list, args, client=client)
         return [int(a) for a in reply[0]], reply[1], reply[2]
 

@@ -9,6 +9,9 @@ Shape of one worker process:
 * one *heartbeat* thread that extends the leases of every job the worker holds,
   well before they expire, and fails a job that reached its time limit (its slot
   thread is then replaced: a hung task never holds a slot or a lease forever).
+* one *acker* thread that sends the acks of finished jobs whose slot is busy in a
+  long next job, so they never wait for their lease to run out (and a slow
+  ``job_succeeded`` receiver never holds up the heartbeat).
 * the main thread, which handles signals. First SIGTERM/SIGINT: stop taking
   jobs, let running ones finish within ``shutdown_timeout``, then hand back
   what is left (unstarted jobs without charging an attempt). Second signal:
@@ -122,7 +125,7 @@ class Slot(threading.Thread):
         self.worker = worker
         self.buffer: collections.deque[Lease] = collections.deque()
         # Finished jobs waiting for their ack, per queue: (lease, result, duration).
-        # The heartbeat thread may send them while this slot is busy in a long job,
+        # The acker thread may send them while this slot is busy in a long job,
         # so they are only touched under _acks_lock (see _add_ack, _take_acks).
         self.acks: dict[str, list[tuple[Lease, Any, float]]] = collections.defaultdict(list)
         self._acks_lock = threading.Lock()
@@ -173,7 +176,7 @@ class Slot(threading.Thread):
                 self._wait_for_work()
                 return True
         lease = self.buffer.popleft()
-        if lease.lost or not w.lease_still_held(lease):
+        if lease.lost or lease.settling or not w.lease_still_held(lease):
             w.forget(lease)
             return True
         if w.stopping.is_set() or not w.take_job_slot():
@@ -244,7 +247,11 @@ class Slot(threading.Thread):
         w = self.worker
         while True:
             try:
-                results, leased, buried = queue._fetch(w.name, [(a[0].id, a[0].token) for a in acks], count)
+                # Jobs leased from earlier queues in this round run before these (only the
+                # slot's own thread leases, so only it reads its buffer here).
+                ahead = sum(lease.limit_ms for lease in self.buffer) if count else 0
+                results, leased, buried = queue._fetch(w.name, [(a[0].id, a[0].token) for a in acks], count,
+                                                       ahead_ms=ahead)
                 self.backoff.reset()
                 break
             except REDIS_DOWN as exc:
@@ -295,7 +302,7 @@ class Slot(threading.Thread):
             if first:
                 self.ack_since = time.monotonic()
         if first:
-            self.worker.wake_heartbeat()  # it sends these if the next job runs long
+            self.worker.wake_acker()  # it sends these if the next job runs long
 
     def _take_acks(self, name: str) -> list[tuple[Lease, Any, float]]:
         """Remove and return the acks waiting for queue ``name``: the caller sends them."""
@@ -324,7 +331,7 @@ class Slot(threading.Thread):
             self._flush_acks()
 
     def _flush_acks(self) -> None:
-        """Send every waiting ack (called by this slot, or by the heartbeat while it is busy)."""
+        """Send every waiting ack (called by this slot, or by the acker while it is busy)."""
         with self._acks_lock:
             names = list(self.acks)
         for name in names:
@@ -351,9 +358,10 @@ class Slot(threading.Thread):
 
     def _run(self, lease: Lease) -> None:
         w = self.worker
-        lease.started = True
         self.current = lease
         try:
+            if not w.claim(lease):
+                return  # handed back by the heartbeat while it waited in the buffer
             try:
                 job = jobmod.decode(lease.envelope, lease.id, lease.queue.name)
             except InvalidEnvelope as exc:
@@ -439,6 +447,7 @@ class Worker:
         self.stopping = threading.Event()
         self.force = threading.Event()
         self._heartbeat_wake = threading.Event()
+        self._acker_wake = threading.Event()
         self.heartbeat_interval = max(0.05, min(q.config.visibility_timeout for q in self.queues) / 4)
         self._lock = threading.Lock()
         self._held: dict[tuple[str, str], Lease] = {}
@@ -477,6 +486,8 @@ class Worker:
         signals.send(signals.worker_started, sender=Worker, worker=self.name, queues=names, queue=None, job=None)
         heartbeat = threading.Thread(target=self._heartbeat_loop, name="reliable-queue-heartbeat", daemon=True)
         heartbeat.start()
+        acker = threading.Thread(target=self._acker_loop, name="reliable-queue-acker", daemon=True)
+        acker.start()
         for _ in range(self.concurrency):
             self._start_slot()
         try:
@@ -492,8 +503,9 @@ class Worker:
             self._shutdown()
             self._heartbeat_stop = True
             self._heartbeat_wake.set()
+            self._acker_wake.set()
             if not self.force.is_set():
-                heartbeat.join(self.block_timeout)  # it may be sending a busy slot's acks
+                acker.join(self.block_timeout)  # it may be sending a busy slot's acks
             self._deregister()
         logger.info("worker %s stopped: succeeded=%d failed=%d", self.name, self.processed, self.failed)
 
@@ -552,9 +564,18 @@ class Worker:
                 slot.join(0.1)
         if self.force.is_set():
             return
-        # Whatever is still held goes back now: charged if it started, refunded if not.
+        # Jobs that finished while their slot went on to a job still running now: send
+        # their acks (a finished job is never handed back to run again).
+        for slot in self._slots:
+            try:
+                slot._flush_acks()
+            except redis.ResponseError as exc:
+                logger.error("could not send the acks of slot %s at shutdown: %s", slot.name, exc)
+        # Whatever else is still held goes back now: charged if it started, refunded if not.
+        # (A settling lease is being acked, failed or handed back by its own call.)
         with self._lock:
-            left = [lease for lease in self._held.values() if not lease.lost and not lease.timed_out]
+            left = [lease for lease in self._held.values()
+                    if not lease.lost and not lease.timed_out and not lease.settling]
         if left:
             logger.warning("shutdown timeout: handing back %d job(s) still held", len(left))
             for slot in self._slots:
@@ -591,9 +612,27 @@ class Worker:
             self._held[(lease.queue.name, lease.id)] = lease
         self._heartbeat_wake.set()
 
-    def wake_heartbeat(self) -> None:
-        """Make the heartbeat work out its next wake-up again (a new lease or waiting acks)."""
-        self._heartbeat_wake.set()
+    def wake_acker(self) -> None:
+        """A slot has acks waiting: the acker sends them if the slot stays busy."""
+        self._acker_wake.set()
+
+    def claim(self, lease: Lease) -> bool:
+        """Mark a buffered lease as started; False when it was settled meanwhile (the
+        heartbeat handed it back). Under the lock, so exactly one of the two wins."""
+        with self._lock:
+            if lease.settling or lease.lost:
+                return False
+            lease.started = True
+            return True
+
+    def _hand_back_unstarted(self, lease: Lease) -> None:
+        """The heartbeat's hand-back of a buffered lease that can no longer be extended,
+        unless its slot started it meanwhile (see :meth:`claim`)."""
+        with self._lock:
+            if lease.started or lease.settling:
+                return
+            lease.settling = True
+        self.release([lease])
 
     def forget(self, lease: Lease) -> None:
         with self._lock:
@@ -798,8 +837,6 @@ class Worker:
         """Seconds to sleep: until the next lease is due (each job's own timeout), at most the ping interval."""
         now = time.monotonic()
         wake = self._last_ping + self.heartbeat_interval
-        for slot in self._busy_slots_with_acks():
-            wake = min(wake, (slot.ack_since or now) + self.ack_delay)
         if self.extend_leases:
             with self._lock:
                 for lease in self._held.values():
@@ -807,16 +844,8 @@ class Worker:
                         wake = min(wake, self._due_at(lease))
         return min(self.heartbeat_interval, max(0.02, wake - now))
 
-    def _busy_slots_with_acks(self) -> list[Slot]:
-        """Slots running a job while finished jobs wait for their ack: the slot cannot
-        send them until its job ends, which may be long after their leases run out."""
-        return [s for s in list(self._slots) if s.current is not None and s.ack_since is not None]
-
     def _heartbeat(self) -> None:
         now = time.monotonic()
-        for slot in self._busy_slots_with_acks():
-            if slot.acks_overdue(now):
-                slot._flush_acks()
         with self._lock:
             due = [lease for lease in self._held.values()
                    if self.extend_leases and not lease.lost and not lease.timed_out and self._due_at(lease) <= now]
@@ -844,9 +873,35 @@ class Worker:
                 elif result == 0:
                     self.on_lease_lost(lease, "extend")  # a buffered one is skipped by its slot
                 elif not lease.started:
-                    self.release([lease])  # waited too long in a buffer: hand back
+                    self._hand_back_unstarted(lease)  # waited too long in a buffer
                 else:
                     self._time_limit_reached(lease)
+
+    # Acker ------------------------------------------------------------------------------
+
+    def _acker_loop(self) -> None:
+        """Send the waiting acks of slots that are busy in a job once they are ``ack_delay``
+        old: the slot itself could only send them when that job ends, which may be long
+        after their leases ran out. A slot that is not busy sends its own."""
+        while not self._heartbeat_stop and not self.force.is_set():
+            waiting = [s for s in list(self._slots) if s.ack_since is not None]
+            if not waiting:
+                self._acker_wake.wait(1.0)
+                self._acker_wake.clear()
+                continue
+            now = time.monotonic()
+            due = min((s.ack_since or now) for s in waiting) + self.ack_delay
+            if due > now:
+                self._acker_wake.wait(due - now)
+                self._acker_wake.clear()
+                continue
+            for slot in waiting:
+                if slot.current is not None and slot.acks_overdue(now):
+                    try:
+                        slot._flush_acks()
+                    except Exception:  # a refused queue: the acks went back to the slot
+                        logger.exception("could not send the acks of slot %s; trying again", slot.name)
+            self.force.wait(self.ack_delay)  # overdue acks of a slot that is not busy: it sends them
 
     def _time_limit_reached(self, lease: Lease) -> None:
         lease.timed_out = True

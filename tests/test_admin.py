@@ -594,6 +594,17 @@ def redis_url(settings, url: str):
         settings.RELIABLE_QUEUE = original
 
 
+def test_a_queue_with_a_wrong_type_key_is_reported_in_its_row_and_the_others_still_show(admin):
+    make_pending(2)
+    get_client().set(get_queue("other").keys.rates, "not a hash")  # written by something else
+    r = admin.get(BASE)
+    assert r.status_code == 200
+    rows = {row["name"]: row for row in r.context["rows"]}
+    assert "WRONGTYPE reliable_queue" in rows["other"]["error"] and "rates" in rows["other"]["error"]
+    assert rows["default"]["stats"]["pending"] == 2
+    assert "Redis refused this queue's statistics" in text_of(r)
+
+
 def test_redis_down_is_a_clear_error(admin, settings):
     with redis_url(settings, f"redis://:hunter2-secret@127.0.0.1:{find_free_port()}/0"):
         for page in (BASE, url(state="dead"), job_url("abc")):

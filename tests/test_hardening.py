@@ -339,6 +339,7 @@ def test_the_admin_links_and_acts_on_jobs_whatever_their_id(client):
     {"max_attempts": 0}, {"max_attempts": "x"}, {"max_attempts": True}, {"max_attempts": 2.5},
     {"max_attempts": 10**7}, {"time_limit": -5}, {"time_limit": float("inf")},
     {"visibility_timeout": float("nan")}, {"visibility_timeout": 10**12}, {"time_limit": "10"},
+    {"time_limit": 0.0001}, {"visibility_timeout": 0.05},
 ])
 def test_configure_and_task_refuse_the_same_bad_options_and_write_nothing(options):
     [name] = options

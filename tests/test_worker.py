@@ -356,3 +356,74 @@ def test_stopping_does_not_wait_for_a_slot_abandoned_in_a_timed_out_job():
     stopper.join(15)
     stuck.set()
     assert not stopper.is_alive()
+
+
+def test_a_prefetched_job_after_one_with_a_longer_limit_keeps_its_whole_limit():
+    """At pickup a job's hard limit allows for the limits of the jobs before it in the
+    batch, whatever they are, not its own limit times its place."""
+    q = get_queue()
+    tasks.sleep_for.configure(time_limit=10).enqueue(1.6, "A")
+    b = tasks.sleep_for.configure(time_limit=1, visibility_timeout=1).enqueue(0.8, "B")
+    with RunningWorker(prefetch=2):
+        wait_until(lambda: len(records("end")) == 2)
+    assert sorted(r[1] for r in records("start")) == ["A", "B"]  # each ran once
+    assert q.get(b.id) is None
+
+
+def test_a_job_leased_from_a_second_queue_allows_for_the_first_queues_jobs():
+    tasks.sleep_for.configure(time_limit=2).enqueue(1.8, "A")
+    b = tasks.sleep_for.configure(queue="other", time_limit=2, visibility_timeout=1).enqueue(0.5, "B")
+    with RunningWorker(queues=["default", "other"], prefetch=2):
+        wait_until(lambda: len(records("end")) == 2)
+    assert sorted(r[1] for r in records("start")) == ["A", "B"]
+    assert get_queue("other").get(b.id) is None
+
+
+def test_a_buffered_job_the_heartbeat_handed_back_is_not_run():
+    q = get_queue()
+    first = tasks.add.enqueue(1, 1)
+    second = tasks.add.enqueue(2, 2)
+    worker = Worker(prefetch=2)
+    slot = Slot(worker, 1)
+    slot._refill()
+    assert [lease.id for lease in slot.buffer] == [first.id, second.id]
+    worker._hand_back_unstarted(slot.buffer[1])  # its lease could not be extended
+    steps = threading.Thread(target=lambda: (slot._step(), slot._step()))  # as in the slot's own thread
+    steps.start()
+    steps.join(10)
+    assert [r[1] for r in records("add")] == [2]  # only the first ran
+    stored = q.get(second.id)
+    assert (stored.state, stored.attempts) == ("pending", 0)  # handed back, not charged
+
+
+def test_a_clean_stop_acks_a_finished_job_whose_slot_went_on_to_a_long_job():
+    q = get_queue()
+    quick = tasks.sleep_for.enqueue(0.3, "Q")
+    long = tasks.sleep_for.enqueue(3, "L")
+    # ack_delay long: nothing but the stop itself sends the finished job's ack.
+    with RunningWorker(prefetch=2, shutdown_timeout=0, ack_delay=60):
+        wait_until(lambda: records("end"))
+    assert q.get(quick.id) is None  # acked, not handed back to run again
+    stored = q.get(long.id)
+    assert (stored.state, stored.attempts) == ("pending", 1)  # it started: charged
+    # ...and its history says why, should such hand-backs ever spend its budget.
+    assert [e["type"] for e in stored.errors] == ["Interrupted"]
+    assert "stopped" in stored.errors[0]["message"]
+
+
+def test_a_slow_job_succeeded_receiver_does_not_hold_up_the_leases_of_running_jobs():
+    q = get_queue("short")  # visibility timeout 1 s
+
+    def slow(job, **kwargs):
+        if job.args[1] == "A":
+            time.sleep(2.5)
+
+    signals.job_succeeded.connect(slow, weak=False, dispatch_uid="slow-receiver")
+    try:
+        tasks.long_job.enqueue(0.05, "A")
+        b = tasks.long_job.enqueue(3, "B")
+        with RunningJanitor(interval=0.1), RunningWorker(queues=["short"], prefetch=2):
+            wait_until(lambda: q.get(b.id) is None, timeout=30)
+    finally:
+        signals.job_succeeded.disconnect(dispatch_uid="slow-receiver")
+    assert sorted(r[1] for r in records("start")) == ["A", "B"]  # B's lease never ran out

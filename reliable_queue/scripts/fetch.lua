@@ -4,7 +4,9 @@
 --       then fetch_count, default_visibility_ms, default_limit_ms,
 --       default_max_attempts, max_envelope_bytes, max_limit_ms (a job's own
 --       visibility timeout or time limit that is not a number in (0, max_limit_ms]
---       -- NaN, infinite, absurd -- is replaced by the queue's default).
+--       -- NaN, infinite, absurd -- is replaced by the queue's default),
+--       ahead_ms (the time limits of the jobs the caller will run before these,
+--       leased from other queues in the same round).
 -- Returns: {ack_results, leased, buried}
 --   ack_results: per ack 1 = done, 0 = lease lost (someone else holds the job),
 --                2 = job already gone (acked before, or deleted)
@@ -57,6 +59,11 @@ local fetch_count = tonumber(ARGV[pos])
 local default_vt, default_limit = tonumber(ARGV[pos + 1]), tonumber(ARGV[pos + 2])
 local default_max, max_bytes = tonumber(ARGV[pos + 3]), tonumber(ARGV[pos + 4])
 local max_limit = tonumber(ARGV[pos + 5])
+-- The slot runs its batch one job after another, each stopped at its own time
+-- limit, so a job starts at most the sum of the limits before it after now: its
+-- hard limit is that sum plus its own. The worker pulls it in to start + limit
+-- when the job starts (extend.lua), and enforces the limit from the start.
+local ahead = tonumber(ARGV[pos + 6]) or 0
 
 -- A job's own limit in ms, or the queue's default when it has none or an unusable
 -- one (NaN fails every comparison); the worker's decode dead-letters the latter.
@@ -118,10 +125,8 @@ if fetch_count > 0 then
             buried[#buried + 1] = {id, reason}
           else
             local token = tostring(redis.call('INCR', K_SEQ))
-            -- The slot runs its batch one job after another, each stopped at its time
-            -- limit, so the n-th job starts within (n-1) limits: its lease may live
-            -- that much longer. The worker enforces the limit from the job's start.
-            local hard = now + limit * (#leased + 1)
+            ahead = ahead + limit
+            local hard = now + ahead
             local deadline = math.min(now + vt, hard)
             redis.call('ZADD', K_INFLIGHT, deadline, id)
             redis.call('HSET', K_LEASES, id,

@@ -1,5 +1,5 @@
 -- move: requeue dead-lettered jobs into ANOTHER queue's pending list (admin action).
--- KEYS: the source queue's fourteen keys (see _common.lua), then the target
+-- KEYS: the source queue's fifteen keys (see _common.lua), then the target
 --       queue's fifteen keys in the same order (KEYS[16] .. KEYS[30]).
 -- ARGV: reset_attempts (1: fresh attempt budget), then per job: id, the envelope
 --       rewritten for the target queue (made by the caller, which keeps the JSON

@@ -10,6 +10,9 @@
 --           5, or 359, before it: see count_recent in _common.lua)
 -- Invariant: bounded cost whatever the queue size (LLEN/ZCARD/ZCOUNT, reads of
 -- the head entries, and the at most 360 fields of the rates hash).
+local type_error = check_types(K_PENDING, K_JOBS, K_INFLIGHT, K_LEASES, K_SCHEDULED, K_DEAD, K_COUNTERS,
+  K_WORKERS, K_JANITORS, K_RATES)
+if type_error then return type_error end
 local now = now_ms()
 local oldest_pending = false
 local head = redis.call('LINDEX', K_PENDING, 0)
