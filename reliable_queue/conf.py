@@ -26,7 +26,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from .job import MAX_ATTEMPTS, MAX_LIMIT_SECONDS
+from .job import limit_problem
 
 SETTING_NAME = "RELIABLE_QUEUE"
 
@@ -140,21 +140,17 @@ def _check_queue_options(where: str, options: Any, problems: list[Problem]) -> N
                         f"Valid options: {', '.join(DEFAULT_QUEUE_OPTIONS)}.")
             )
             continue
-        if key == "max_attempts":
-            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_ATTEMPTS:
+        if key in ("max_attempts", "visibility_timeout", "time_limit"):
+            # The same rule as @task, configure() and the worker's decode.
+            problem = limit_problem(key, value)
+            if problem:
                 problems.append(
-                    Problem("reliable_queue.E008", f"{where}['max_attempts'] must be an integer >= 1 (at most "
-                            f"{MAX_ATTEMPTS}), got {value!r}.", f"Write {where}['max_attempts'] = 5, for example.")
+                    Problem("reliable_queue.E008", f"{where}[{key!r}] {problem}, got {value!r}.",
+                            f"Write {where}[{key!r}] = {DEFAULT_QUEUE_OPTIONS[key]}, for example.")
                 )
         elif not _is_number(value) or value <= 0:
             problems.append(
                 Problem("reliable_queue.E008", f"{where}[{key!r}] must be a positive number of seconds, got {value!r}.",
-                        f"Write {where}[{key!r}] = {DEFAULT_QUEUE_OPTIONS[key]}, for example.")
-            )
-        elif key in ("visibility_timeout", "time_limit") and value > MAX_LIMIT_SECONDS:
-            problems.append(
-                Problem("reliable_queue.E008", f"{where}[{key!r}] is {value!r} seconds: a job's {key} can be at most "
-                        f"{MAX_LIMIT_SECONDS} (366 days).",
                         f"Write {where}[{key!r}] = {DEFAULT_QUEUE_OPTIONS[key]}, for example.")
             )
     vt = options.get("visibility_timeout")

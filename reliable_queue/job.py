@@ -64,11 +64,11 @@ def limit_problem(name: str, value: Any) -> str | None:
     and :func:`decode`, so an option accepted at enqueue is never refused by a worker."""
     if name == "max_attempts":
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ATTEMPTS:
-            return f"must be a positive integer, at most {MAX_ATTEMPTS}"
+            return f"must be an integer >= 1, at most {MAX_ATTEMPTS}"
     elif isinstance(value, bool) or not isinstance(value, (int, float)) or not (
             MIN_LIMIT_SECONDS <= value <= MAX_LIMIT_SECONDS):
         # NaN fails the comparison too, and infinity the upper bound.
-        return f"must be a number of seconds from {MIN_LIMIT_SECONDS} to {MAX_LIMIT_SECONDS}"
+        return f"must be a positive number of seconds, at least {MIN_LIMIT_SECONDS} and at most {MAX_LIMIT_SECONDS} (366 days)"
     return None
 
 

@@ -391,6 +391,7 @@ def test_id_arguments_must_be_ids_not_a_string_of_characters():
     ({"QUEUES": {"q": {"retry_backoff": float("nan")}}}, "reliable_queue.E008", "retry_backoff"),
     ({"QUEUES": {"q": {"visibility_timeout": 10**9}}}, "reliable_queue.E008", "at most"),
     ({"QUEUES": {"q": {"max_attempts": 10**9}}}, "reliable_queue.E008", "at most"),
+    ({"DEFAULTS": {"time_limit": 0.05}}, "reliable_queue.E008", "at least 0.1"),
     ({"SOCKET_TIMEOUT": float("inf")}, "reliable_queue.E009", "SOCKET_TIMEOUT"),
     ({"JANITOR_INTERVAL": float("nan")}, "reliable_queue.E009", "JANITOR_INTERVAL"),
     ({"MAX_PAYLOAD_BYTES": float("inf")}, "reliable_queue.E009", "integer of at least 1024"),
