@@ -34,6 +34,12 @@ logger = logging.getLogger("reliable_queue.queue")
 #: Most jobs one script call handles; callers loop for more (bounded work per call).
 BATCH = 1000
 
+#: How long past its time limit a job's lease may live in Redis. The worker stops a
+#: job at its limit by its own clock, from the job's start; the lease outlives that
+#: by this much so that the ack of a job that finished just in time (sent within the
+#: worker's ack delay) is never beaten by the janitor.
+LIMIT_GRACE_MS = 2000
+
 
 def _text(value: bytes | str | None) -> str | None:
     if value is None or isinstance(value, str):
@@ -66,6 +72,7 @@ class Queue:
             int(config.max_attempts),
             int(settings.max_payload_bytes),
             jobmod.MAX_LIMIT_SECONDS * 1000,
+            LIMIT_GRACE_MS,
         ]
 
     def __repr__(self) -> str:
@@ -483,10 +490,11 @@ class Queue:
         return [int(r) for r in self.scripts.release(self._key_list, args)]
 
     def _extend(self, worker: str, items: Sequence[tuple[str, str, int, int]]) -> list[int]:
-        """items: (id, token, visibility_ms, remaining_ms under the time limit, -1 if not started)."""
+        """items: (id, token, visibility_ms, hard_in_ms): the hard limit from now of a started
+        job (the rest of its time limit plus LIMIT_GRACE_MS), -1 for one not started yet."""
         args: list[Any] = [worker, len(items)]
-        for job_id, token, vt_ms, remaining_ms in items:
-            args += [job_id, token, vt_ms, remaining_ms]
+        for job_id, token, vt_ms, hard_in_ms in items:
+            args += [job_id, token, vt_ms, hard_in_ms]
         return [int(r) for r in self.scripts.extend(self._key_list, args)]
 
     def _recover(self, name: str, limit: int = BATCH) -> list[list[Any]]:

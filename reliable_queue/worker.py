@@ -29,6 +29,7 @@ import itertools
 import json
 import logging
 import os
+import queue as queue_module
 import random
 import signal
 import socket
@@ -48,7 +49,7 @@ from .conf import get_settings
 from .connection import get_client, socket_timeout_of
 from .exceptions import InvalidEnvelope, TaskNotFound
 from .job import Job
-from .queue import Queue, get_queue
+from .queue import LIMIT_GRACE_MS, Queue, get_queue
 from .tasks import get_task
 
 logger = logging.getLogger("reliable_queue.worker")
@@ -96,11 +97,12 @@ class Lease:
     settling: bool = False
     slot: Slot | None = None
 
-    def remaining_ms(self, now: float) -> int:
-        """Time left under its time limit (from its start), -1 while not running."""
+    def hard_in_ms(self, now: float) -> int:
+        """Its hard limit in Redis from now: the rest of its time limit (from its start) plus
+        the grace for its ack; -1 while it is not running (Redis keeps the pickup's limit)."""
         if self.limit_at == float("inf"):
             return -1
-        return max(0, int((self.limit_at - now) * 1000))
+        return max(0, int((self.limit_at - now) * 1000)) + LIMIT_GRACE_MS
 
 
 class Backoff:
@@ -190,8 +192,8 @@ class Slot(threading.Thread):
         return True
 
     def surrender(self) -> None:
-        """Called (from the heartbeat) when this slot is stuck in a job past its time
-        limit and is being replaced: send its waiting acks, hand back its unstarted jobs."""
+        """Called (from the acker, for the heartbeat) when this slot is stuck in a job past
+        its time limit and is being replaced: send its waiting acks, hand back its unstarted jobs."""
         self.abandoned = True
         try:
             self._flush_acks()
@@ -246,10 +248,14 @@ class Slot(threading.Thread):
         """One fetch script call: send ``acks`` (taken with _take_acks) and lease ``count`` jobs."""
         w = self.worker
         while True:
+            if w.stopping.is_set():
+                count = 0  # a stop came while Redis was away: send the acks, lease nothing new
+                if not acks:
+                    return [], 0
             try:
                 # Jobs leased from earlier queues in this round run before these (only the
                 # slot's own thread leases, so only it reads its buffer here).
-                ahead = sum(lease.limit_ms for lease in self.buffer) if count else 0
+                ahead = sum(lease.limit_ms + LIMIT_GRACE_MS for lease in self.buffer) if count else 0
                 results, leased, buried = queue._fetch(w.name, [(a[0].id, a[0].token) for a in acks], count,
                                                        ahead_ms=ahead)
                 self.backoff.reset()
@@ -361,6 +367,7 @@ class Slot(threading.Thread):
         self.current = lease
         try:
             if not w.claim(lease):
+                w.job_not_started()
                 return  # handed back by the heartbeat while it waited in the buffer
             try:
                 job = jobmod.decode(lease.envelope, lease.id, lease.queue.name)
@@ -448,6 +455,9 @@ class Worker:
         self.force = threading.Event()
         self._heartbeat_wake = threading.Event()
         self._acker_wake = threading.Event()
+        # Work the heartbeat hands to the acker thread: anything that sends signals (user
+        # receivers) or may wait on Redis, so the heartbeat only ever extends leases.
+        self._chores: queue_module.SimpleQueue[Callable[[], None]] = queue_module.SimpleQueue()
         self.heartbeat_interval = max(0.05, min(q.config.visibility_timeout for q in self.queues) / 4)
         self._lock = threading.Lock()
         self._held: dict[tuple[str, str], Lease] = {}
@@ -601,6 +611,11 @@ class Worker:
             self._running += 1
             return True
 
+    def job_not_started(self) -> None:
+        """A job counted by take_job_slot that was handed back instead (no --max-jobs charge)."""
+        with self._lock:
+            self._started_jobs -= 1
+
     def job_done(self) -> None:
         with self._lock:
             self._running -= 1
@@ -714,10 +729,19 @@ class Worker:
                      result=result, duration=duration)
 
     def on_lease_lost(self, lease: Lease, operation: str) -> None:
-        if lease.lost:
-            return
-        lease.lost = True
+        if self._mark_lost(lease):
+            self._say_lost(lease, operation)
+
+    def _mark_lost(self, lease: Lease) -> bool:
+        """Note that the lease is lost; False when that was known already."""
+        with self._lock:
+            if lease.lost:
+                return False
+            lease.lost = True
         self.forget(lease)
+        return True
+
+    def _say_lost(self, lease: Lease, operation: str) -> None:
         logger.warning("lease lost on job %s (queue %s) during %s: another delivery owns it now; "
                        "this worker's outcome is discarded", lease.id, lease.queue.name, operation)
         job = self._job_of(lease)
@@ -849,6 +873,20 @@ class Worker:
         with self._lock:
             due = [lease for lease in self._held.values()
                    if self.extend_leases and not lease.lost and not lease.timed_out and self._due_at(lease) <= now]
+        # A running job at its time limit (the worker's clock, from its start) is failed
+        # as timed out and its slot replaced; Redis keeps its lease only LIMIT_GRACE_MS more.
+        over = [lease for lease in due if lease.started and not lease.settling and now >= lease.limit_at]
+        for lease in over:
+            lease.timed_out = True
+            self._defer(lambda lease=lease: self._time_limit_reached(lease))
+        due = [lease for lease in due if not lease.timed_out]
+        for slot in list(self._slots):
+            lease = slot.current
+            if lease is not None and lease.lost and not slot.abandoned and now >= lease.limit_at:
+                # Its lease went to another worker and the job still runs past its limit:
+                # nothing to fail, but the slot must not stay stuck in it.
+                slot.abandoned = True
+                self._defer(slot.surrender)
         by_queue: dict[str, list[Lease]] = collections.defaultdict(list)
         for lease in due:
             by_queue[lease.queue.name].append(lease)
@@ -860,7 +898,7 @@ class Worker:
                 self._last_ping = now
             return
         for items in by_queue.values():
-            results = items[0].queue._extend(self.name, [(x.id, x.token, x.vt_ms, x.remaining_ms(now))
+            results = items[0].queue._extend(self.name, [(x.id, x.token, x.vt_ms, x.hard_in_ms(now))
                                                               for x in items])
             for lease, result in zip(items, results):
                 if result > 0:
@@ -871,19 +909,42 @@ class Worker:
                     # stop; look again only a third of a timeout later, not at once.
                     lease.extended_at = now
                 elif result == 0:
-                    self.on_lease_lost(lease, "extend")  # a buffered one is skipped by its slot
+                    if self._mark_lost(lease):  # a buffered one is skipped by its slot
+                        self._defer(lambda lease=lease: self._say_lost(lease, "extend"))
                 elif not lease.started:
                     self._hand_back_unstarted(lease)  # waited too long in a buffer
                 else:
-                    self._time_limit_reached(lease)
+                    lease.timed_out = True  # past its hard limit in Redis
+                    self._defer(lambda lease=lease: self._time_limit_reached(lease))
 
     # Acker ------------------------------------------------------------------------------
+
+    def _defer(self, chore: Callable[[], None]) -> None:
+        """Have the acker thread do ``chore`` (from the heartbeat, which must not wait)."""
+        self._chores.put(chore)
+        self._acker_wake.set()
+
+    def _do_chores(self) -> None:
+        while True:
+            try:
+                chore = self._chores.get_nowait()
+            except queue_module.Empty:
+                return
+            try:
+                chore()
+            except Exception:
+                logger.exception("error while reporting a job's outcome")
 
     def _acker_loop(self) -> None:
         """Send the waiting acks of slots that are busy in a job once they are ``ack_delay``
         old: the slot itself could only send them when that job ends, which may be long
-        after their leases ran out. A slot that is not busy sends its own."""
-        while not self._heartbeat_stop and not self.force.is_set():
+        after their leases ran out. A slot that is not busy sends its own. Also does what
+        the heartbeat found (time limits reached, leases lost): that sends signals, and a
+        slow receiver must never hold up the heartbeat."""
+        while not self.force.is_set():
+            self._do_chores()
+            if self._heartbeat_stop:
+                return
             waiting = [s for s in list(self._slots) if s.ack_since is not None]
             if not waiting:
                 self._acker_wake.wait(1.0)

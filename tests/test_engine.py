@@ -206,10 +206,11 @@ def test_extend_is_capped_by_the_time_limit(client):
     q = get_queue()
     job = short_limit.enqueue(1)
     _, [(_, token, _)] = fetch(q)
-    first = q._extend("w", [(job.id, token, 300, -1)])[0]
+    # The job started: the worker sets its hard limit (the rest of its limit + grace).
+    first = q._extend("w", [(job.id, token, 300, 400)])[0]
     assert first > 0
-    time.sleep(0.65)
-    assert q._extend("w", [(job.id, token, 300, -1)]) == [-1]
+    time.sleep(0.45)
+    assert q._extend("w", [(job.id, token, 300, -1)]) == [-1]  # never past the hard limit
     # The janitor then fails it as timed out, counted as an attempt.
     result = Janitor().pass_over(q)
     assert result.requeued == 1

@@ -9,6 +9,7 @@ import time
 
 from reliable_queue import get_queue, signals, task
 from reliable_queue.connection import get_client
+from reliable_queue.queue import LIMIT_GRACE_MS
 from reliable_queue.worker import Slot, Worker
 from tests.helpers import RunningJanitor, RunningWorker, drained, wait_until
 from tests.testapp import tasks
@@ -317,9 +318,10 @@ def test_a_finished_job_is_acked_while_its_slot_runs_a_long_next_job():
 
 
 def test_a_prefetched_job_gets_its_time_limit_from_its_start_in_redis_too():
-    """The 10th job of a batch may live 10 limits from its pickup in Redis (it waits
-    for the nine before it); once it starts, the heartbeat pulls its hard limit in to
-    start + limit, so a hung job is stopped at its own limit, not the batch's."""
+    """The 10th job of a batch may live 10 limits (each with the ack grace) from its
+    pickup in Redis, as it waits for the nine before it; once it starts, the heartbeat
+    sets its hard limit to start + limit + grace, so a hung job is stopped at its own
+    limit, not the batch's."""
     q = get_queue()
     for _ in range(9):
         tasks.noop.enqueue()
@@ -335,8 +337,9 @@ def test_a_prefetched_job_gets_its_time_limit_from_its_start_in_redis_too():
         return int(hard) - int(picked_up)
 
     with RunningWorker(prefetch=10):
-        # Pulled in from 10 x 1 s after its pickup (without this, the wait times out).
-        wait_until(lambda: (h := hard_limit_after_start()) is not None and h < 3000)
+        # Pulled in from 10 x (1 s + 2 s) after its pickup to about 1 s + 2 s after its start
+        # (without this, the wait times out).
+        wait_until(lambda: (h := hard_limit_after_start()) is not None and h < 1000 + LIMIT_GRACE_MS + 1000)
         wait_until(lambda: q.get(hung.id).errors)
     assert q.get(hung.id).errors[0]["type"] == "TimeoutError"
 
@@ -427,3 +430,69 @@ def test_a_slow_job_succeeded_receiver_does_not_hold_up_the_leases_of_running_jo
     finally:
         signals.job_succeeded.disconnect(dispatch_uid="slow-receiver")
     assert sorted(r[1] for r in records("start")) == ["A", "B"]  # B's lease never ran out
+
+
+def test_a_job_that_finishes_just_within_its_limit_is_acked_not_timed_out():
+    """The limit counts from the job's start (here a slow job_started receiver delays
+    it), and the lease outlives the limit long enough for the ack to arrive."""
+    q = get_queue()
+    signals.job_started.connect(lambda **kw: time.sleep(0.3), weak=False, dispatch_uid="slow-start")
+    try:
+        jobs = [tasks.sleep_for.configure(time_limit=2).enqueue(1.85, f"J{i}") for i in range(2)]
+        with RunningJanitor(interval=0.05), RunningWorker(prefetch=2):
+            wait_until(lambda: all(q.get(j.id) is None for j in jobs), timeout=30)
+    finally:
+        signals.job_started.disconnect(dispatch_uid="slow-start")
+    assert sorted(r[1] for r in records("start")) == ["J0", "J1"]  # each ran once
+    assert q.stats()["dead"] == 0
+
+
+def test_a_slow_job_failed_receiver_does_not_hold_up_the_heartbeat():
+    """A job at its time limit is failed (signals and all) off the heartbeat thread."""
+    signals.job_failed.connect(lambda **kw: time.sleep(4), weak=False, dispatch_uid="slow-failed")
+    try:
+        tasks.hangs.enqueue(3)  # failed at its 1 s limit
+        long = tasks.long_job.enqueue(5, "LONG")  # visibility timeout 1 s: needs the heartbeat
+        with RunningJanitor(interval=0.1), RunningWorker(queues=["default", "short"], concurrency=2):
+            wait_until(lambda: get_queue("short").get(long.id) is None, timeout=30)
+    finally:
+        signals.job_failed.disconnect(dispatch_uid="slow-failed")
+    assert [r[1] for r in records("start")] == ["LONG"]  # its lease never ran out
+
+
+def test_a_stopping_slot_leases_nothing_new():
+    """A stop that comes while a fetch waits for Redis to come back: the retried fetch
+    must not lease jobs that nobody will run or hand back."""
+    q = get_queue()
+    tasks.add.enqueue_many([(i, i) for i in range(3)])
+    worker = Worker(prefetch=3)
+    slot = Slot(worker, 1)
+    worker.stop()
+    assert slot._call_fetch(q, [], 3) == ([], 0)
+    assert q.stats()["pending"] == 3 and q.stats()["inflight"] == 0
+
+
+def test_a_slot_stuck_in_a_job_whose_lease_was_lost_is_replaced_at_its_limit():
+    q = get_queue()
+    hung = tasks.hangs.enqueue(30)  # time limit 1 s
+    with RunningWorker() as worker:
+        wait_until(lambda: records("hang"))
+        stuck = worker._slots[0]
+        assert q.requeue(hung.id) == "inflight"  # an operator forces it back: the lease is void
+        wait_until(lambda: stuck.abandoned, timeout=15)
+        wait_until(lambda: stuck not in worker._slots and len(worker._slots) == 1)
+
+
+def test_a_job_handed_back_before_it_started_does_not_count_towards_max_jobs():
+    tasks.add.enqueue(1, 1)
+    worker = Worker(max_jobs=1)
+    slot = Slot(worker, 1)
+    slot._refill()
+    lease = slot.buffer.popleft()
+    assert worker.take_job_slot()
+    worker._hand_back_unstarted(lease)  # the heartbeat wins the race for it
+    runner = threading.Thread(target=slot._run, args=(lease,))  # as in the slot's own thread
+    runner.start()
+    runner.join(10)
+    assert records("add") == []
+    assert worker.fetch_size() == 1  # may still take its one job

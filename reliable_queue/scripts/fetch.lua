@@ -5,8 +5,9 @@
 --       default_max_attempts, max_envelope_bytes, max_limit_ms (a job's own
 --       visibility timeout or time limit that is not a number in (0, max_limit_ms]
 --       -- NaN, infinite, absurd -- is replaced by the queue's default),
---       ahead_ms (the time limits of the jobs the caller will run before these,
---       leased from other queues in the same round).
+--       grace_ms (how long a lease may outlive its time limit, for the ack),
+--       ahead_ms (the time limits plus grace of the jobs the caller will run
+--       before these, leased from other queues in the same round).
 -- Returns: {ack_results, leased, buried}
 --   ack_results: per ack 1 = done, 0 = lease lost (someone else holds the job),
 --                2 = job already gone (acked before, or deleted)
@@ -61,9 +62,10 @@ local default_max, max_bytes = tonumber(ARGV[pos + 3]), tonumber(ARGV[pos + 4])
 local max_limit = tonumber(ARGV[pos + 5])
 -- The slot runs its batch one job after another, each stopped at its own time
 -- limit, so a job starts at most the sum of the limits before it after now: its
--- hard limit is that sum plus its own. The worker pulls it in to start + limit
--- when the job starts (extend.lua), and enforces the limit from the start.
-local ahead = tonumber(ARGV[pos + 6]) or 0
+-- hard limit is that sum plus its own (each with the grace). When the job starts
+-- the worker sets it to start + limit + grace (extend.lua) and enforces the limit.
+local grace = tonumber(ARGV[pos + 6])
+local ahead = tonumber(ARGV[pos + 7]) or 0
 
 -- A job's own limit in ms, or the queue's default when it has none or an unusable
 -- one (NaN fails every comparison); the worker's decode dead-letters the latter.
@@ -125,7 +127,7 @@ if fetch_count > 0 then
             buried[#buried + 1] = {id, reason}
           else
             local token = tostring(redis.call('INCR', K_SEQ))
-            ahead = ahead + limit
+            ahead = ahead + limit + grace
             local hard = now + ahead
             local deadline = math.min(now + vt, hard)
             redis.call('ZADD', K_INFLIGHT, deadline, id)
