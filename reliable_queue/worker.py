@@ -88,6 +88,12 @@ class Lease:
     #: the job starts (a prefetched job waiting in the buffer is not running yet).
     limit_ms: int = 0
     limit_at: float = float("inf")
+    #: When its hard limit in Redis passes, at the latest, by this worker's clock: set at
+    #: pickup (the limits and graces of the jobs ahead of it in the batch, plus its own)
+    #: and moved when its start is reported. A job is never started past it unasked.
+    hard_at: float = float("inf")
+    #: take_job_slot's count of running jobs has been given back (job_done) for it.
+    done_counted: bool = False
     extended_at: float = field(default_factory=time.monotonic)
     started: bool = False
     lost: bool = False
@@ -243,10 +249,12 @@ class Slot(threading.Thread):
             self.broken_since[queue.name] = now
             logger.error("queue %s is unusable and is skipped for now: %s", queue.name, exc)
 
-    def _call_fetch(self, queue: Queue, acks: list[tuple[Lease, Any, float]],
-                    count: int) -> tuple[list[Lease], int] | None:
-        """One fetch script call: send ``acks`` (taken with _take_acks) and lease ``count`` jobs."""
+    def _call_fetch(self, queue: Queue, acks: list[tuple[Lease, Any, float]], count: int,
+                    report_later: bool = False) -> tuple[list[Lease], int] | None:
+        """One fetch script call: send ``acks`` (taken with _take_acks) and lease ``count`` jobs.
+        ``report_later``: send the acks' signals from the reporter thread, not this one."""
         w = self.worker
+        sent_at = time.monotonic()
         while True:
             if w.stopping.is_set():
                 count = 0  # a stop came while Redis was away: send the acks, lease nothing new
@@ -256,6 +264,7 @@ class Slot(threading.Thread):
                 # Jobs leased from earlier queues in this round run before these (only the
                 # slot's own thread leases, so only it reads its buffer here).
                 ahead = sum(lease.limit_ms + LIMIT_GRACE_MS for lease in self.buffer) if count else 0
+                sent_at = time.monotonic()
                 results, leased, buried = queue._fetch(w.name, [(a[0].id, a[0].token) for a in acks], count,
                                                        ahead_ms=ahead)
                 self.backoff.reset()
@@ -263,23 +272,34 @@ class Slot(threading.Thread):
             except REDIS_DOWN as exc:
                 if not w.wait_redis(self.backoff, exc):
                     return None
-        for (lease, result, duration), outcome in zip(acks, results):
+        def report() -> None:
+            for (lease, result, duration), outcome in zip(acks, results):
+                if outcome == 1:
+                    w.on_succeeded(lease, result, duration)
+                elif outcome == 0:
+                    w.on_lease_lost(lease, "ack")
+                else:
+                    # Gone already: an earlier try of this ack went through but its reply
+                    # was lost, or another delivery acked it, or an operator deleted it.
+                    # Which one cannot be told apart, so no job_succeeded is sent.
+                    job_logger.info("job %s was already acknowledged or deleted", lease.id)
+
+        for lease, _, _ in acks:
             w.forget(lease)
-            if outcome == 1:
-                w.on_succeeded(lease, result, duration)
-            elif outcome == 0:
-                w.on_lease_lost(lease, "ack")
+        if acks:
+            if report_later:
+                w.defer(report)  # the acker must not wait for signal receivers
             else:
-                # Gone already: an earlier try of this ack went through but its reply
-                # was lost, or another delivery acked it, or an operator deleted it.
-                # Which one cannot be told apart, so no job_succeeded is sent.
-                job_logger.info("job %s was already acknowledged or deleted", lease.id)
+                report()
         for job_id, reason in buried:
             w.on_buried_at_pickup(queue, job_id, reason)
         out = []
+        budget = ahead / 1000 if count else 0.0  # as fetch.lua sums it, from before the call
         for job_id, token, envelope, attempt, vt_ms, limit_ms in leased:
+            budget += (int(limit_ms) + LIMIT_GRACE_MS) / 1000
             lease = Lease(queue=queue, id=job_id.decode(), token=token.decode(), envelope=envelope,
-                          attempt=int(attempt), vt_ms=int(vt_ms), limit_ms=int(limit_ms), slot=self)
+                          attempt=int(attempt), vt_ms=int(vt_ms), limit_ms=int(limit_ms), slot=self,
+                          hard_at=sent_at + budget)
             w.hold(lease)
             out.append(lease)
         return out, len(buried)
@@ -336,7 +356,7 @@ class Slot(threading.Thread):
         if self.buffer and self.acks_overdue(time.monotonic()):
             self._flush_acks()
 
-    def _flush_acks(self) -> None:
+    def _flush_acks(self, report_later: bool = False) -> None:
         """Send every waiting ack (called by this slot, or by the acker while it is busy)."""
         with self._acks_lock:
             names = list(self.acks)
@@ -345,7 +365,7 @@ class Slot(threading.Thread):
             if not acks:
                 continue
             try:
-                self._call_fetch(acks[0][0].queue, acks, 0)
+                self._call_fetch(acks[0][0].queue, acks, 0, report_later=report_later)
             except redis.ResponseError:
                 self._return_acks(name, acks)
                 raise
@@ -369,6 +389,8 @@ class Slot(threading.Thread):
             if not w.claim(lease):
                 w.job_not_started()
                 return  # handed back by the heartbeat while it waited in the buffer
+            started = time.monotonic()
+            lease.limit_at = started + lease.limit_ms / 1000  # the time limit counts from the start
             try:
                 job = jobmod.decode(lease.envelope, lease.id, lease.queue.name)
             except InvalidEnvelope as exc:
@@ -385,8 +407,8 @@ class Slot(threading.Thread):
             if not self.db_checked:
                 close_old_connections()
             self.db_checked = False
-            started = time.monotonic()
-            lease.limit_at = started + lease.limit_ms / 1000  # the time limit counts from the start
+            if lease.timed_out or lease.lost:
+                return  # settled while the receivers ran: the task must not run unprotected
             try:
                 result = task.func(*job.args, **job.kwargs)
             except BaseException as exc:  # noqa: BLE001 - a task's failure of any kind is recorded
@@ -401,15 +423,18 @@ class Slot(threading.Thread):
             w.exit_if_forked()
             close_old_connections()
             self.db_checked = True
-            if self.abandoned or lease.timed_out:
+            with w._lock:  # the heartbeat's time-out check takes the same lock
+                late = self.abandoned or lease.timed_out
+                if not late:
+                    lease.settling = True
+            if late:
                 logger.warning("job %s finished after its time limit; its result is discarded", lease.id)
                 return
-            lease.settling = True
             lease.limit_at = float("inf")  # finished: only its ack is left, no time limit applies
             self._add_ack(lease, (job, result), duration)
         finally:
             self.current = None
-            w.job_done()
+            w.job_done(lease)
 
 
 class Worker:
@@ -455,9 +480,9 @@ class Worker:
         self.force = threading.Event()
         self._heartbeat_wake = threading.Event()
         self._acker_wake = threading.Event()
-        # Work the heartbeat hands to the acker thread: anything that sends signals (user
-        # receivers) or may wait on Redis, so the heartbeat only ever extends leases.
-        self._chores: queue_module.SimpleQueue[Callable[[], None]] = queue_module.SimpleQueue()
+        # Work the heartbeat and the acker hand to the reporter thread: anything that sends
+        # signals (user receivers may be slow), so those two never wait for it.
+        self._chores: queue_module.SimpleQueue[Callable[[], None] | None] = queue_module.SimpleQueue()
         self.heartbeat_interval = max(0.05, min(q.config.visibility_timeout for q in self.queues) / 4)
         self._lock = threading.Lock()
         self._held: dict[tuple[str, str], Lease] = {}
@@ -498,6 +523,8 @@ class Worker:
         heartbeat.start()
         acker = threading.Thread(target=self._acker_loop, name="reliable-queue-acker", daemon=True)
         acker.start()
+        reporter = threading.Thread(target=self._reporter_loop, name="reliable-queue-reporter", daemon=True)
+        reporter.start()
         for _ in range(self.concurrency):
             self._start_slot()
         try:
@@ -514,8 +541,10 @@ class Worker:
             self._heartbeat_stop = True
             self._heartbeat_wake.set()
             self._acker_wake.set()
+            self._chores.put(None)  # the reporter stops after what is queued
             if not self.force.is_set():
                 acker.join(self.block_timeout)  # it may be sending a busy slot's acks
+                reporter.join(self.shutdown_timeout)  # outcomes and signals still to report
             self._deregister()
         logger.info("worker %s stopped: succeeded=%d failed=%d", self.name, self.processed, self.failed)
 
@@ -616,8 +645,13 @@ class Worker:
         with self._lock:
             self._started_jobs -= 1
 
-    def job_done(self) -> None:
+    def job_done(self, lease: Lease) -> None:
+        """A started job is over for this worker (finished, or given up at its time limit
+        while its thread may still be stuck in it): counted once."""
         with self._lock:
+            if lease.done_counted:
+                return
+            lease.done_counted = True
             self._running -= 1
             if self.max_jobs is not None and self._started_jobs >= self.max_jobs and self._running == 0:
                 self.stopping.set()
@@ -655,26 +689,31 @@ class Worker:
                 del self._held[(lease.queue.name, lease.id)]
 
     def lease_still_held(self, lease: Lease) -> bool:
-        """Before starting a prefetched job: is its lease still ours?
+        """Before starting a prefetched job: is its lease still ours, for the whole run?
 
-        Normally the heartbeat keeps it fresh and this costs nothing. If this
-        process was paused (SIGSTOP, a long GC, a suspended VM) for most of the
-        visibility timeout, the lease may have expired and the job gone to
-        another worker: ask Redis (extending the lease if it is still ours)
-        rather than run the job a second time.
+        Normally the heartbeat keeps it fresh and its pickup's hard limit leaves room
+        for its whole time limit, and this costs nothing. If this process was paused
+        (SIGSTOP, a long GC, a suspended VM) for most of the visibility timeout, or the
+        jobs before it took longer than their limits allowed (slow signal receivers),
+        the lease may have expired and the job gone to another worker: ask Redis, and
+        set its hard limit for a run that starts now, rather than run it a second time.
         """
-        if not self.extend_leases or time.monotonic() - lease.extended_at < lease.vt_ms / 2000:
+        now = time.monotonic()
+        full_run = (lease.limit_ms + LIMIT_GRACE_MS) / 1000
+        # Room for its whole limit, and half the grace for its ack, if it starts now.
+        room = now + (lease.limit_ms + LIMIT_GRACE_MS / 2) / 1000 <= lease.hard_at
+        if not self.extend_leases or (now - lease.extended_at < lease.vt_ms / 2000 and room):
             return True
-        result = self._with_retry(lambda: lease.queue._extend(self.name, [(lease.id, lease.token, lease.vt_ms, -1)]))
+        hard_in = lease.limit_ms + LIMIT_GRACE_MS
+        result = self._with_retry(lambda: lease.queue._extend(self.name, [(lease.id, lease.token, lease.vt_ms, hard_in)]))
         if not result or result[0] == 0:
             self.on_lease_lost(lease, "start")
             return False
-        if result[0] < 0:
-            # It waited in the buffer until its lease cannot be extended any more:
-            # give it back unstarted (uncharged) rather than run it unprotected.
+        if result[0] < 0:  # cannot happen with hard_in > 0; never run a job unprotected
             self.release([lease])
             return False
-        lease.extended_at = time.monotonic()
+        lease.extended_at = now
+        lease.hard_at = now + full_run
         return True
 
     def exit_if_forked(self) -> None:
@@ -875,10 +914,12 @@ class Worker:
                    if self.extend_leases and not lease.lost and not lease.timed_out and self._due_at(lease) <= now]
         # A running job at its time limit (the worker's clock, from its start) is failed
         # as timed out and its slot replaced; Redis keeps its lease only LIMIT_GRACE_MS more.
-        over = [lease for lease in due if lease.started and not lease.settling and now >= lease.limit_at]
+        with self._lock:  # against the slot settling the same job (see Slot._run)
+            over = [lease for lease in due if lease.started and not lease.settling and now >= lease.limit_at]
+            for lease in over:
+                lease.timed_out = True
         for lease in over:
-            lease.timed_out = True
-            self._defer(lambda lease=lease: self._time_limit_reached(lease))
+            self.defer(lambda lease=lease: self._time_limit_reached(lease))
         due = [lease for lease in due if not lease.timed_out]
         for slot in list(self._slots):
             lease = slot.current
@@ -886,7 +927,8 @@ class Worker:
                 # Its lease went to another worker and the job still runs past its limit:
                 # nothing to fail, but the slot must not stay stuck in it.
                 slot.abandoned = True
-                self._defer(slot.surrender)
+                self.defer(slot.surrender)
+                self.job_done(lease)
         by_queue: dict[str, list[Lease]] = collections.defaultdict(list)
         for lease in due:
             by_queue[lease.queue.name].append(lease)
@@ -910,25 +952,26 @@ class Worker:
                     lease.extended_at = now
                 elif result == 0:
                     if self._mark_lost(lease):  # a buffered one is skipped by its slot
-                        self._defer(lambda lease=lease: self._say_lost(lease, "extend"))
+                        self.defer(lambda lease=lease: self._say_lost(lease, "extend"))
                 elif not lease.started:
                     self._hand_back_unstarted(lease)  # waited too long in a buffer
                 else:
                     lease.timed_out = True  # past its hard limit in Redis
-                    self._defer(lambda lease=lease: self._time_limit_reached(lease))
+                    self.defer(lambda lease=lease: self._time_limit_reached(lease))
 
-    # Acker ------------------------------------------------------------------------------
+    # Acker and reporter ---------------------------------------------------------------
 
-    def _defer(self, chore: Callable[[], None]) -> None:
-        """Have the acker thread do ``chore`` (from the heartbeat, which must not wait)."""
+    def defer(self, chore: Callable[[], None]) -> None:
+        """Have the reporter thread do ``chore``: work that sends signals (user receivers
+        may be slow) for the heartbeat and the acker, which must never wait for it."""
         self._chores.put(chore)
-        self._acker_wake.set()
 
-    def _do_chores(self) -> None:
+    def _reporter_loop(self) -> None:
+        """Do the deferred chores in order: failing jobs at their time limit, reporting
+        lost leases and the acker's outcomes, with their signals."""
         while True:
-            try:
-                chore = self._chores.get_nowait()
-            except queue_module.Empty:
+            chore = self._chores.get()
+            if chore is None:
                 return
             try:
                 chore()
@@ -938,13 +981,9 @@ class Worker:
     def _acker_loop(self) -> None:
         """Send the waiting acks of slots that are busy in a job once they are ``ack_delay``
         old: the slot itself could only send them when that job ends, which may be long
-        after their leases ran out. A slot that is not busy sends its own. Also does what
-        the heartbeat found (time limits reached, leases lost): that sends signals, and a
-        slow receiver must never hold up the heartbeat."""
-        while not self.force.is_set():
-            self._do_chores()
-            if self._heartbeat_stop:
-                return
+        after their leases ran out. A slot that is not busy sends its own. The outcomes'
+        signals go to the reporter thread, so a slow receiver never delays an ack."""
+        while not self._heartbeat_stop and not self.force.is_set():
             waiting = [s for s in list(self._slots) if s.ack_since is not None]
             if not waiting:
                 self._acker_wake.wait(1.0)
@@ -959,7 +998,7 @@ class Worker:
             for slot in waiting:
                 if slot.current is not None and slot.acks_overdue(now):
                     try:
-                        slot._flush_acks()
+                        slot._flush_acks(report_later=True)
                     except Exception:  # a refused queue: the acks went back to the slot
                         logger.exception("could not send the acks of slot %s; trying again", slot.name)
             self.force.wait(self.ack_delay)  # overdue acks of a slot that is not busy: it sends them
@@ -973,6 +1012,7 @@ class Worker:
         self.fail(lease, job, exc, timed_out=True)
         if lease.started and slot is not None and slot.current is lease:
             slot.surrender()
+            self.job_done(lease)  # its thread may never come back: --max-jobs must not wait
 
 
 def describe(exc: BaseException) -> str:

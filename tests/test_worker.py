@@ -433,18 +433,30 @@ def test_a_slow_job_succeeded_receiver_does_not_hold_up_the_leases_of_running_jo
 
 
 def test_a_job_that_finishes_just_within_its_limit_is_acked_not_timed_out():
-    """The limit counts from the job's start (here a slow job_started receiver delays
-    it), and the lease outlives the limit long enough for the ack to arrive."""
+    """The lease outlives the time limit long enough for the ack of a job that finished
+    just in time (it waits up to ack_delay) to land before any janitor acts."""
     q = get_queue()
-    signals.job_started.connect(lambda **kw: time.sleep(0.3), weak=False, dispatch_uid="slow-start")
+    jobs = [tasks.sleep_for.configure(time_limit=2).enqueue(1.9, f"J{i}") for i in range(2)]
+    with RunningJanitor(interval=0.05), RunningWorker(prefetch=2):
+        wait_until(lambda: all(q.get(j.id) is None for j in jobs), timeout=30)
+    assert sorted(r[1] for r in records("start")) == ["J0", "J1"]  # each ran once
+    assert q.stats()["dead"] == 0 and q.stats()["failed"] == 0
+
+
+def test_a_job_whose_limit_ran_out_in_its_started_receivers_does_not_run():
+    """The limit counts from the job's start, receivers included; a job settled while
+    they ran (timed out here) must not then run its task without a lease."""
+    q = get_queue()
+    signals.job_started.connect(lambda **kw: time.sleep(2), weak=False, dispatch_uid="slow-start")
     try:
-        jobs = [tasks.sleep_for.configure(time_limit=2).enqueue(1.85, f"J{i}") for i in range(2)]
-        with RunningJanitor(interval=0.05), RunningWorker(prefetch=2):
-            wait_until(lambda: all(q.get(j.id) is None for j in jobs), timeout=30)
+        job = tasks.sleep_for.configure(time_limit=1, max_attempts=1).enqueue(0, "never")
+        with RunningWorker():
+            wait_until(lambda: q.get(job.id).state == "dead", timeout=30)
+            time.sleep(1.5)  # the receiver returns meanwhile
     finally:
         signals.job_started.disconnect(dispatch_uid="slow-start")
-    assert sorted(r[1] for r in records("start")) == ["J0", "J1"]  # each ran once
-    assert q.stats()["dead"] == 0
+    assert records("start") == []
+    assert q.get(job.id).dead_reason.startswith("timed out")
 
 
 def test_a_slow_job_failed_receiver_does_not_hold_up_the_heartbeat():
@@ -496,3 +508,74 @@ def test_a_job_handed_back_before_it_started_does_not_count_towards_max_jobs():
     runner.join(10)
     assert records("add") == []
     assert worker.fetch_size() == 1  # may still take its one job
+
+
+def test_a_buffered_job_whose_lease_ran_out_behind_slow_receivers_is_not_run_twice():
+    """The job ahead took far longer than its limit allowed (a slow job_failed receiver),
+    so the waiting job's lease ran out and another worker ran it: the slot must ask
+    Redis before starting it, not trust its buffer."""
+    def slow(job, **kwargs):
+        if job.task.endswith("always_fails"):
+            time.sleep(7)
+
+    signals.job_failed.connect(slow, weak=False, dispatch_uid="slow-failed-2")
+    try:
+        tasks.always_fails.configure(time_limit=1, visibility_timeout=30).enqueue("A")
+        # A long visibility timeout: no heartbeat looks at B before its slot does.
+        b = tasks.sleep_for.configure(time_limit=1, visibility_timeout=30).enqueue(0, "B")
+        with RunningWorker(prefetch=2):
+            wait_until(lambda: records("fail"))
+            with RunningJanitor(interval=0.1), RunningWorker():
+                wait_until(lambda: get_queue().get(b.id) is None, timeout=30)
+                time.sleep(2)  # the first worker's receiver returns, its slot moves on
+    finally:
+        signals.job_failed.disconnect(dispatch_uid="slow-failed-2")
+    assert [r[1] for r in records("start")] == ["B"]
+
+
+def test_acks_do_not_wait_behind_slow_receivers_of_other_outcomes():
+    """A's ack is sent while its slot runs C; a slow job_dead_lettered receiver (for H,
+    failed at its limit in the other slot) must not hold it back past A's lease."""
+    signals.job_dead_lettered.connect(lambda **kw: time.sleep(6), weak=False, dispatch_uid="slow-dead")
+    q = get_queue()
+    try:
+        a = tasks.sleep_for.configure(time_limit=1).enqueue(0.8, "A")
+        tasks.sleep_for.enqueue(5, "C")
+        tasks.hangs.configure(time_limit=0.5, max_attempts=1).enqueue(3)
+        with RunningJanitor(interval=0.1), RunningWorker(concurrency=2, prefetch=2, shutdown_timeout=0):
+            wait_until(lambda: q.stats()["dead"] == 1 and len(records("end")) >= 1, timeout=30)
+            time.sleep(3.5)  # past A's hard limit (start + 1 s + grace)
+    finally:
+        signals.job_dead_lettered.disconnect(dispatch_uid="slow-dead")
+    assert q.get(a.id) is None
+    assert [r[1] for r in records("start")].count("A") == 1
+
+
+def test_max_jobs_exits_when_its_job_hangs_past_its_limit():
+    tasks.hangs.configure(max_attempts=1).enqueue(30)
+    worker = Worker(max_jobs=1)
+    runner = threading.Thread(target=worker.run, kwargs={"install_signals": False}, daemon=True)
+    runner.start()
+    runner.join(20)
+    stopped = not runner.is_alive()
+    worker.stop(force=True)
+    assert stopped
+    assert get_queue().stats()["dead"] == 1
+
+
+def test_starting_prefetched_jobs_costs_no_extra_round_trip(monkeypatch):
+    """The hot path: a batch leased in one call starts without asking Redis again."""
+    from reliable_queue.queue import Queue
+
+    asked = []
+    original = Queue._extend
+
+    def spy(self, worker, items):
+        asked.extend(item[0] for item in items)
+        return original(self, worker, items)
+
+    monkeypatch.setattr(Queue, "_extend", spy)
+    tasks.add.enqueue_many([(i, 0) for i in range(20)])
+    Worker(burst=True, prefetch=20).run(install_signals=False)
+    assert len(records("add")) == 20
+    assert asked == []
