@@ -5,7 +5,7 @@ Why this module exists
 A job queue that promises never to lose a job can only be tested against a
 real Redis: the Lua scripts, ``BLMOVE`` blocking semantics, AOF persistence
 and what happens when the server dies are exactly the behaviour under test,
-and a fake (fakeredis, mocks) would test the fake instead.  At the same time
+and an in-memory imitation or a mock would test the imitation instead.  At the same time
 the demo and the test suite should run on a laptop or a CI box without any
 manual setup.  This module bridges the two:
 
