@@ -10,8 +10,10 @@ Shape of one worker process:
   well before they expire, and fails a job that reached its time limit (its slot
   thread is then replaced: a hung task never holds a slot or a lease forever).
 * one *acker* thread that sends the acks of finished jobs whose slot is busy in a
-  long next job, so they never wait for their lease to run out (and a slow
-  ``job_succeeded`` receiver never holds up the heartbeat).
+  long next job, so they never wait for their lease to run out.
+* one *reporter* thread that fails jobs at their time limit and sends the signals
+  of what the heartbeat and the acker found, so a slow receiver never holds up
+  an ack or a lease extension.
 * the main thread, which handles signals. First SIGTERM/SIGINT: stop taking
   jobs, let running ones finish within ``shutdown_timeout``, then hand back
   what is left (unstarted jobs without charging an attempt). Second signal:
@@ -198,7 +200,7 @@ class Slot(threading.Thread):
         return True
 
     def surrender(self) -> None:
-        """Called (from the acker, for the heartbeat) when this slot is stuck in a job past
+        """Called (from the reporter, for the heartbeat) when this slot is stuck in a job past
         its time limit and is being replaced: send its waiting acks, hand back its unstarted jobs."""
         self.abandoned = True
         try:
@@ -254,7 +256,6 @@ class Slot(threading.Thread):
         """One fetch script call: send ``acks`` (taken with _take_acks) and lease ``count`` jobs.
         ``report_later``: send the acks' signals from the reporter thread, not this one."""
         w = self.worker
-        sent_at = time.monotonic()
         while True:
             if w.stopping.is_set():
                 count = 0  # a stop came while Redis was away: send the acks, lease nothing new
@@ -699,12 +700,11 @@ class Worker:
         set its hard limit for a run that starts now, rather than run it a second time.
         """
         now = time.monotonic()
-        full_run = (lease.limit_ms + LIMIT_GRACE_MS) / 1000
+        hard_in = lease.limit_ms + LIMIT_GRACE_MS
         # Room for its whole limit, and half the grace for its ack, if it starts now.
         room = now + (lease.limit_ms + LIMIT_GRACE_MS / 2) / 1000 <= lease.hard_at
         if not self.extend_leases or (now - lease.extended_at < lease.vt_ms / 2000 and room):
             return True
-        hard_in = lease.limit_ms + LIMIT_GRACE_MS
         result = self._with_retry(lambda: lease.queue._extend(self.name, [(lease.id, lease.token, lease.vt_ms, hard_in)]))
         if not result or result[0] == 0:
             self.on_lease_lost(lease, "start")
@@ -713,7 +713,7 @@ class Worker:
             self.release([lease])
             return False
         lease.extended_at = now
-        lease.hard_at = now + full_run
+        lease.hard_at = now + hard_in / 1000
         return True
 
     def exit_if_forked(self) -> None:

@@ -39,6 +39,11 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- A lease value from its parts; parse_lease reads it back.
+local function format_lease(token, worker, started, limit, max_attempts)
+  return token .. '|' .. worker .. '|' .. started .. '|' .. limit .. '|' .. max_attempts
+end
+
 -- token, worker, started_ms, limit_ms, max_attempts of a lease value (or nils).
 local function parse_lease(value)
   if not value then return nil end

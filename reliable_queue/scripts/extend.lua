@@ -28,8 +28,7 @@ for i = 0, count - 1 do
       -- The job's limit counts from its start, which the pickup could only guess
       -- (a prefetched job waits for the ones before it).
       limit = now + hard_in
-      redis.call('HSET', K_LEASES, id,
-        held_token .. '|' .. owner .. '|' .. started .. '|' .. limit .. '|' .. max_attempts)
+      redis.call('HSET', K_LEASES, id, format_lease(held_token, owner, started, limit, max_attempts))
     end
     if now >= limit then
       out[#out + 1] = -1

@@ -131,8 +131,7 @@ if fetch_count > 0 then
             local hard = now + ahead
             local deadline = math.min(now + vt, hard)
             redis.call('ZADD', K_INFLIGHT, deadline, id)
-            redis.call('HSET', K_LEASES, id,
-              token .. '|' .. worker .. '|' .. now .. '|' .. hard .. '|' .. max_attempts)
+            redis.call('HSET', K_LEASES, id, format_lease(token, worker, now, hard, max_attempts))
             leased[#leased + 1] = {id, token, envelope, attempt, vt, limit}
           end
         end
